@@ -1,0 +1,85 @@
+"""What every stage shares: paths, params, error handling, timing and per-epoch logging."""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import yaml
+
+from digits.errors import DigitsError
+from digits.io import load_npz, save_npz, write_json
+
+RAW = Path("data/raw")
+PREPARED = Path("data/prepared")
+MODELS = Path("models")
+PREDICTIONS = Path("predictions")
+METRICS = Path("metrics")
+REPORTS = Path("reports")
+FIGURES = REPORTS / "figures"
+MODEL_NAMES = ("cnn", "knn", "resnet")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """The whole params.yaml as a dict."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: no such file; run the stage from the project root") from None
+
+
+def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
+    """Decorate a stage body `fn(params)` into a `main()` that times it and turns DigitsError into exit 1.
+
+    The wall time goes to `metrics/time/<name>.json`, apart from the stage's other metrics,
+    so that timings never make otherwise identical runs differ.
+    """
+    def wrap(fn: Callable[[dict], None]) -> Callable[[], None]:
+        @functools.wraps(fn)
+        def main() -> None:
+            start = time.perf_counter()
+            try:
+                fn(load_params())
+            except DigitsError as e:
+                print(f"{name}: error: {e}", file=sys.stderr)
+                sys.exit(1)
+            write_json(METRICS / "time" / f"{name}.json", {"seconds": round(time.perf_counter() - start, 2)})
+        return main
+    return wrap
+
+
+def save_predictions(model: str, val: np.ndarray, test: np.ndarray) -> None:
+    """Class probabilities float32 (N, 10) for the validation and test images -> predictions/<model>.npz."""
+    save_npz(PREDICTIONS / f"{model}.npz", val=val.astype(np.float32), test=test.astype(np.float32))
+
+
+def load_predictions(model: str) -> dict[str, np.ndarray]:
+    """predictions/<model>.npz as {"val": (Nv, 10), "test": (Nt, 10)}."""
+    return load_npz(PREDICTIONS / f"{model}.npz")
+
+
+@contextmanager
+def epoch_log(model: str) -> Iterator[Callable[..., None]]:
+    """Yield `log(**values)`, called once per epoch with train_loss, train_accuracy, val_accuracy, lr.
+
+    Values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`, drawn by `dvc plots show`);
+    on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
+    """
+    from dvclive import Live
+
+    from digits.plots import curves_figure
+
+    history: list[dict[str, float]] = []
+    with Live(f"dvclive/{model}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        def log(**values: float) -> None:
+            history.append(values)
+            for key, value in values.items():
+                live.log_metric(key, float(value))
+            live.next_step()
+        yield log
+    curves_figure(history, model, FIGURES / f"{model}_curves.png")

@@ -1,0 +1,23 @@
+"""Stage `download`: fetch the competition files named by `data.source` into data/raw/."""
+from digits.io import atomic_path, write_json
+from digits.sources import fetch
+from digits.stages.common import RAW, stage
+
+
+@stage("download")
+def main(params: dict) -> None:
+    source = str(params["data"]["source"])
+    raw = fetch(source)
+    for name, content in raw.files.items():
+        with atomic_path(RAW / name) as tmp:
+            tmp.write_bytes(content)
+    write_json(RAW / "source.json", raw.manifest())
+    rows = ", ".join(f"{name} {n:,} rows" for name, n in sorted(raw.rows.items()))
+    print(f"download: data.source={source}: {rows}")
+    if source == "sample":
+        print("download: this is the small bundled sample (scikit-learn's 8x8 digits resampled to 28x28); "
+              "for the competition data run: dvc exp run -S data.source=PATH/TO/digit-recognizer.zip")
+
+
+if __name__ == "__main__":
+    main()

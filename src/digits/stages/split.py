@@ -1,0 +1,34 @@
+"""Stage `split`: validate data/raw/ and write stratified train/val splits and the test set as uint8 .npz."""
+from sklearn.model_selection import train_test_split
+
+from digits.data import read_digits, read_labels
+from digits.errors import DigitsError
+from digits.io import save_npz
+from digits.stages.common import PREPARED, RAW, stage
+
+
+@stage("split")
+def main(params: dict) -> None:
+    seed, val_fraction = params["split"]["seed"], params["split"]["val_fraction"]
+    if not 0 < val_fraction < 1:
+        raise DigitsError(f"params.yaml: split.val_fraction is {val_fraction}, expected a number between 0 and 1")
+    x, y = read_digits(RAW / "train.csv", labelled=True)
+    x_test, _ = read_digits(RAW / "test.csv", labelled=False)
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x, y, test_size=val_fraction, stratify=y, random_state=seed)
+    except ValueError as e:
+        raise DigitsError(f"{RAW / 'train.csv'}: cannot split {len(y)} rows with "
+                          f"split.val_fraction={val_fraction}: {e}") from None
+    save_npz(PREPARED / "train.npz", x=x_train, y=y_train)
+    save_npz(PREPARED / "val.npz", x=x_val, y=y_val)
+    solution = RAW / "solution.csv"
+    if solution.is_file():
+        save_npz(PREPARED / "test.npz", x=x_test, y=read_labels(solution, n_rows=len(x_test)))
+    else:
+        save_npz(PREPARED / "test.npz", x=x_test)
+    print(f"split: {len(y_train):,} train, {len(y_val):,} validation, {len(x_test):,} test images")
+
+
+if __name__ == "__main__":
+    main()
