@@ -12,7 +12,7 @@ def main(params: dict) -> None:
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, _ = load_split(PREPARED / "test.npz")
     device = resnet.pick_device(p["device"])
-    model = resnet.build_resnet(p["arch"])
+    model = resnet.build_resnet(p["arch"], seed=p["seed"])
     last = {}
     with epoch_log("resnet") as log:
         def on_epoch(epoch: int, loss: float, accuracy: float) -> None:
