@@ -90,3 +90,16 @@ def test_bad_arguments():
     x, y = two_class_images(4)
     with pytest.raises(DigitsError, match=r"\(4,\).*\(3,\)"):
         resnet.train(model, x, y[:3], epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu")
+
+
+def test_scoring_between_epochs_does_not_leave_training_in_eval_mode():
+    x, y = two_class_images()
+    model = resnet.build_resnet("resnet18", num_classes=2, seed=0)
+    running_means = []
+
+    def score(epoch, loss, accuracy):
+        resnet.predict_proba(model, x[:4], device="cpu")  # switches the model to eval mode
+        running_means.append(model.bn1.running_mean.clone())
+
+    resnet.train(model, x, y, epochs=2, batch_size=16, lr=1e-3, seed=0, device="cpu", on_epoch=score)
+    assert not torch.equal(running_means[0], running_means[1])  # batch norm kept training in epoch 2

@@ -72,9 +72,10 @@ def train(model, x, y, *, epochs, batch_size, lr, seed, device, on_epoch=None):
         # Batch norm cannot train on a final batch of one image.
         drop_last=len(images) % batch_size == 1,
     )
-    model.to(device).train()
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for epoch in range(epochs):
+        model.train()  # on_epoch may have switched it to eval mode to score the validation split
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
