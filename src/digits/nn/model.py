@@ -1,0 +1,165 @@
+"""A sequential network, built from a params.yaml layer spec and saved as one ``.npz`` file."""
+
+import inspect
+import json
+import zipfile
+
+import numpy as np
+
+from digits.errors import DigitsError
+from digits.io import atomic_path
+from digits.nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
+
+# spec name -> (layer class, constructor argument inferred from the input shape)
+_LAYERS = {
+    "conv2d": (Conv2d, "in_channels"),
+    "dropout": (Dropout, None),
+    "flatten": (Flatten, None),
+    "linear": (Linear, "in_features"),
+    "maxpool2d": (MaxPool2d, None),
+    "relu": (ReLU, None),
+}
+_INJECTED = {"rng", "dtype"}
+_HEADER_KEY = "__model__"
+
+
+class Sequential:
+    """Layers applied in order; ``backward`` runs them in reverse."""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        self.train()
+
+    def forward(self, x):
+        """Output of the last layer for batch ``x``, e.g. (N, 1, 28, 28) -> (N, 10) logits."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        """Fill every layer's ``grads`` from the gradient of the last output; return the input gradient."""
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def train(self):
+        self.training = True
+        for layer in self.layers:
+            layer.train()
+
+    def eval(self):
+        self.training = False
+        for layer in self.layers:
+            layer.eval()
+
+    def parameters(self):
+        """(name, param, grad) triples, name like ``"0.weight"`` (layer index, key)."""
+        return [(f"{index}.{key}", layer.params[key], layer.grads[key])
+                for index, layer in enumerate(self.layers) for key in layer.params]
+
+
+def _parse_item(index, item):
+    """Split one spec item into (name, args); a bare string has no arguments."""
+    if isinstance(item, str):
+        name, args = item, {}
+    elif isinstance(item, dict) and len(item) == 1:
+        (name, args), = item.items()
+    else:
+        raise DigitsError(f"layer {index}: expected a layer name or a one-key mapping {{name: {{args}}}}, got {item!r}")
+    if name not in _LAYERS:
+        raise DigitsError(f"layer {index}: unknown layer {name!r}; known layers: {', '.join(_LAYERS)}")
+    if not isinstance(args, dict):
+        raise DigitsError(f"layer {index} ({name}): arguments must be a mapping, got {args!r}")
+    return name, args
+
+
+def _make_layer(index, name, args, shape, rng, dtype):
+    """Layer ``index`` made from its spec arguments for per-example input ``shape``, and its output shape."""
+    cls, inferred = _LAYERS[name]
+    signature = inspect.signature(cls).parameters
+    allowed = [arg for arg in signature if arg not in _INJECTED and arg != inferred]
+    required = [arg for arg in allowed if signature[arg].default is inspect.Parameter.empty]
+    unknown = [arg for arg in args if arg not in allowed]
+    missing = [arg for arg in required if arg not in args]
+    if unknown or missing:
+        problem = f"unknown arguments {unknown}" if unknown else f"missing arguments {missing}"
+        raise DigitsError(f"layer {index} ({name}): {problem}; allowed arguments: {', '.join(allowed) or 'none'}")
+    injected = {arg: value for arg, value in (("rng", rng), ("dtype", dtype)) if arg in signature}
+    if inferred:
+        injected[inferred] = shape[0]
+    try:
+        layer = cls(**args, **injected)
+        return layer, layer.output_shape(shape)
+    except ValueError as err:
+        raise DigitsError(f"layer {index} ({name}): {err}") from None
+
+
+def build(spec, input_shape=(1, 28, 28), *, seed, dtype=np.float32):
+    """Build a Sequential from a params.yaml layer spec.
+
+    Each item is a layer name (``"relu"``, ``"flatten"``) or a one-key mapping from
+    a name to its arguments (``{"conv2d": {"out_channels": 24, "kernel_size": 5}}``);
+    the arguments are those of the layer classes, less ``in_channels`` and
+    ``in_features``, which are inferred from ``input_shape`` (C, H, W).  Arguments
+    are always a mapping: ``{"maxpool2d": {"kernel_size": 2}}``, not ``{"maxpool2d": 2}``.  One
+    ``np.random.default_rng(seed)`` draws the initial weights and the dropout masks.
+    """
+    if not isinstance(spec, list) or not spec:
+        raise DigitsError(f"the layer spec must be a non-empty list, got {spec!r}")
+    if not (isinstance(input_shape, (list, tuple)) and input_shape
+            and all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in input_shape)):
+        raise DigitsError(f"the input shape must be positive integers like (1, 28, 28), got {input_shape!r}")
+    rng = np.random.default_rng(seed)
+    shape = tuple(input_shape)
+    layers = []
+    for index, item in enumerate(spec):
+        name, args = _parse_item(index, item)
+        layer, shape = _make_layer(index, name, args, shape, rng, dtype)
+        layers.append(layer)
+    return Sequential(layers)
+
+
+def save(model, path, spec, input_shape):
+    """Write ``model``'s parameters, its spec and input shape to one ``.npz`` file, atomically.
+
+    Parameters are stored under their ``parameters()`` names; the spec, input shape
+    and dtype as a JSON string, so loading needs no pickle.
+    """
+    arrays = {name: param for name, param, _ in model.parameters()}
+    dtype = next(iter(arrays.values())).dtype.name if arrays else np.dtype(np.float32).name
+    header = {"spec": spec, "input_shape": list(input_shape), "dtype": dtype}
+    arrays[_HEADER_KEY] = np.array(json.dumps(header))
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        np.savez(file, **arrays)
+
+
+def load(path):
+    """Rebuild the model saved by ``save`` at ``path``; its dropout masks are drawn with seed 0."""
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise DigitsError(f"{path}: cannot read the model file ({err})") from None
+    try:
+        header = json.loads(str(arrays.pop(_HEADER_KEY)))
+        spec, input_shape, dtype = header["spec"], header["input_shape"], np.dtype(header["dtype"])
+        if dtype.kind != "f":
+            raise ValueError(f"dtype {dtype} is not a float type")
+    except (KeyError, TypeError, ValueError) as err:
+        raise DigitsError(f"{path}: not a digits model file (bad or missing {_HEADER_KEY!r}: {err})") from None
+    try:
+        model = build(spec, input_shape, seed=0, dtype=dtype)
+    except DigitsError as err:
+        raise DigitsError(f"{path}: {err}") from None
+    expected = {name: param for name, param, _ in model.parameters()}
+    if set(arrays) != set(expected):
+        raise DigitsError(f"{path}: parameters {sorted(arrays)} do not match the spec, which needs {sorted(expected)}")
+    for name, param in expected.items():
+        if arrays[name].shape != param.shape or arrays[name].dtype != param.dtype:
+            raise DigitsError(f"{path}: parameter {name} is {arrays[name].dtype}{arrays[name].shape},"
+                              f" expected {param.dtype}{param.shape}")
+        param[...] = arrays[name]
+    return model

@@ -1,0 +1,45 @@
+"""Minibatch training for one epoch, and batched prediction."""
+
+import numpy as np
+
+from digits.errors import DigitsError
+from digits.nn.losses import softmax, softmax_cross_entropy
+
+
+def train_epoch(model, optimizer, x, y, batch_size, rng):
+    """One pass over (N, C, H, W) float ``x`` and (N,) integer labels ``y`` in minibatches shuffled by ``rng``.
+
+    Puts ``model`` in training mode.  Returns the mean loss over examples (batches
+    weighted by size) and the accuracy of the training-mode predictions.
+    """
+    n = len(x)
+    if n == 0 or len(y) != n:
+        raise DigitsError(f"training needs as many labels as images (at least one), got {n} images and {len(y)} labels")
+    model.train()
+    order = rng.permutation(n)
+    total_loss = 0.0
+    correct = 0
+    for start in range(0, n, batch_size):
+        batch = order[start:start + batch_size]
+        logits = model.forward(x[batch])
+        loss, dlogits = softmax_cross_entropy(logits, y[batch])
+        model.backward(dlogits)
+        optimizer.step()
+        total_loss += loss * len(batch)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == y[batch]))
+    return total_loss / n, correct / n
+
+
+def predict_proba(model, x, batch_size=1000):
+    """Class probabilities (N, K) float32 for (N, C, H, W) ``x``, computed in eval mode.
+
+    The model's previous mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        probs = [softmax(model.forward(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
+    finally:
+        if was_training:
+            model.train()
+    return np.concatenate(probs).astype(np.float32, copy=False)

@@ -1,0 +1,152 @@
+"""train_epoch and predict_proba: reproducibility, learning on a toy problem, dtypes and modes."""
+
+import numpy as np
+import pytest
+
+from digits.errors import DigitsError
+from digits.nn import SGD, Adam, build, predict_proba, train_epoch
+
+TINY_SPEC = [{"conv2d": {"out_channels": 4, "kernel_size": 3}}, "relu", {"maxpool2d": {"kernel_size": 2}},
+             "flatten", {"dropout": {"p": 0.25}}, {"linear": {"out_features": 3}}]
+SHAPE = (1, 8, 8)
+
+
+def random_data(n, seed):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, *SHAPE), dtype=np.float32), rng.integers(0, 3, size=n)
+
+
+def toy_data(n, seed):
+    """Three separable classes: a bright top band, a bright bottom band, or neither, plus noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    x = rng.normal(0.0, 0.3, size=(n, *SHAPE)).astype(np.float32)
+    x[y == 0, :, :3] += 1.0
+    x[y == 1, :, 5:] += 1.0
+    return x, y
+
+
+def trained_weights(seed):
+    model = build(TINY_SPEC, input_shape=SHAPE, seed=seed)
+    optimizer = Adam(model.parameters(), lr=0.01)
+    x, y = random_data(50, seed=1)
+    rng = np.random.default_rng(seed)
+    results = [train_epoch(model, optimizer, x, y, batch_size=16, rng=rng) for _ in range(2)]
+    return [param.copy() for _, param, _ in model.parameters()], results
+
+
+def test_same_seed_gives_bitwise_identical_training():
+    first, first_results = trained_weights(seed=7)
+    second, second_results = trained_weights(seed=7)
+    other, _ = trained_weights(seed=8)
+    assert first_results == second_results
+    for a, b, c in zip(first, second, other):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda ps: Adam(ps, lr=0.01)])
+def test_training_on_a_separable_toy_problem_lowers_the_loss(make_optimizer):
+    model = build(TINY_SPEC, input_shape=SHAPE, seed=0)
+    optimizer = make_optimizer(model.parameters())
+    x, y = toy_data(300, seed=2)
+    rng = np.random.default_rng(0)
+    history = [train_epoch(model, optimizer, x, y, batch_size=32, rng=rng) for _ in range(6)]
+    first_loss, last_loss = history[0][0], history[-1][0]
+    assert last_loss < 0.5 * first_loss
+    assert history[-1][1] > 0.9
+    x_test, y_test = toy_data(200, seed=3)
+    assert (predict_proba(model, x_test).argmax(axis=1) == y_test).mean() > 0.9
+
+
+def test_train_epoch_returns_batch_weighted_mean_loss_and_accuracy():
+    model = build(["flatten", {"linear": {"out_features": 3}}], input_shape=SHAPE, seed=0)
+    x, y = random_data(10, seed=4)
+    probs = predict_proba(model, x)
+    expected_loss = float(np.mean(-np.log(probs[np.arange(10), y])))
+    expected_accuracy = float(np.mean(probs.argmax(axis=1) == y))
+    loss, accuracy = train_epoch(model, SGD(model.parameters(), lr=0.0), x, y, batch_size=4,
+                                 rng=np.random.default_rng(0))  # lr 0: batches 4+4+2 all see the same weights
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert accuracy == pytest.approx(expected_accuracy)
+
+
+class RecordingModel:
+    """Stands in for a model: remembers which images it saw and predicts label = image id % 3."""
+
+    def __init__(self):
+        self.batches = []
+        self.backward_calls = 0
+
+    def train(self):
+        pass
+
+    def forward(self, x):
+        ids = x[:, 0, 0, 0].astype(int)
+        self.batches.append(ids)
+        return np.eye(3, dtype=np.float32)[ids % 3] * 10
+
+    def backward(self, dout):
+        self.backward_calls += 1
+
+
+class CountingOptimizer:
+    steps = 0
+
+    def step(self):
+        self.steps += 1
+
+
+def test_train_epoch_visits_every_example_once_in_shuffled_minibatches():
+    x = np.zeros((10, *SHAPE), dtype=np.float32)
+    x[:, 0, 0, 0] = np.arange(10)
+    y = np.arange(10) % 3
+    model, optimizer = RecordingModel(), CountingOptimizer()
+    _, accuracy = train_epoch(model, optimizer, x, y, batch_size=4, rng=np.random.default_rng(0))
+    assert [len(batch) for batch in model.batches] == [4, 4, 2]
+    order = np.concatenate(model.batches)
+    assert sorted(order) == list(range(10)) and list(order) != list(range(10))
+    assert accuracy == 1.0  # labels travel with their images
+    assert model.backward_calls == optimizer.steps == 3
+
+
+def test_train_epoch_rejects_mismatched_or_empty_data():
+    model = build(TINY_SPEC, input_shape=SHAPE, seed=0)
+    optimizer = SGD(model.parameters(), lr=0.1)
+    x, y = random_data(5, seed=5)
+    with pytest.raises(DigitsError):
+        train_epoch(model, optimizer, x, y[:4], batch_size=2, rng=np.random.default_rng(0))
+    with pytest.raises(DigitsError):
+        train_epoch(model, optimizer, x[:0], y[:0], batch_size=2, rng=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_predict_proba_uses_eval_mode_and_restores_the_mode(training):
+    model = build(TINY_SPEC, input_shape=SHAPE, seed=0)
+    if not training:
+        model.eval()
+    x, _ = random_data(25, seed=6)
+    probs = predict_proba(model, x, batch_size=10)
+    assert model.training is training
+    assert all(layer.training is training for layer in model.layers)
+    assert probs.shape == (25, 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(probs, predict_proba(model, x, batch_size=7))  # no dropout noise
+
+
+def test_float32_stays_float32_through_forward_and_backward():
+    spec = [{"conv2d": {"out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1}}, "relu",
+            {"maxpool2d": {"kernel_size": 3, "stride": 1}}, "flatten", {"dropout": {"p": 0.5}},
+            {"linear": {"out_features": 5}}]
+    model = build(spec, input_shape=(2, 9, 9), seed=0)
+    x = np.random.default_rng(7).random((3, 2, 9, 9), dtype=np.float32)
+    out = x
+    for layer in model.layers:
+        out = layer.forward(out)
+        assert out.dtype == np.float32, type(layer).__name__
+    dout = np.ones_like(out)
+    for layer in reversed(model.layers):
+        dout = layer.backward(dout)
+        assert dout.dtype == np.float32, type(layer).__name__
+    for name, param, grad in model.parameters():
+        assert param.dtype == grad.dtype == np.float32, name
