@@ -1,0 +1,99 @@
+"""End to end: `dvc repro` in a copy of the repo runs every stage on the bundled sample, then is up to date."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from digits.data import read_labels
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, cwd, env):
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A copy of the working tree (tracked and untracked, not ignored) as a fresh git repo, with tiny epochs."""
+    if shutil.which("git") is None or not (BIN / "dvc").exists():
+        pytest.skip("needs git and dvc installed beside this python")
+    copy = tmp_path_factory.mktemp("repo")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        if (ROOT / rel).is_file():
+            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, copy / rel)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["cnn"]["epochs"] = 2
+    params["resnet"]["epochs"] = 1
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(copy / "src")}
+    run(["git", "init", "-q"], copy, env)
+    run(["git", "add", "-A"], copy, env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], copy, env)
+    return copy, env
+
+
+@pytest.fixture(scope="module")
+def reproduced(repo):
+    copy, env = repo
+    return run([str(BIN / "dvc"), "repro"], copy, env)
+
+
+def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
+    copy, _ = repo
+    for stage in ("download", "split", "train_cnn", "train_knn", "train_resnet", "evaluate", "submit"):
+        assert f"Running stage '{stage}'" in reproduced
+        assert json.loads((copy / "metrics" / "time" / f"{stage}.json").read_text())["seconds"] > 0
+    source = json.loads((copy / "data" / "raw" / "source.json").read_text())
+    n_test = source["files"]["test.csv"]["rows"]
+    assert source["source"] == "sample"
+    for model in ("cnn", "knn", "resnet", "ensemble"):
+        labels = read_labels(copy / "submissions" / f"{model}.csv", n_rows=n_test)
+        assert labels.max() <= 9
+    results = json.loads((copy / "metrics" / "evaluate.json").read_text())
+    assert set(results) == {"cnn", "knn", "resnet", "ensemble"}
+    assert results["knn"]["val"]["accuracy"] > 0.9  # the sample is easy for k-NN; a broken pipeline scores ~0.1
+    assert 0 <= results["ensemble"]["test"]["accuracy"] <= 1
+    report = (copy / "reports" / "report.md").read_text()
+    assert "| ensemble |" in report
+    for figure in ("cnn_curves.png", "resnet_curves.png", "confusion/cnn.png", "confusion/ensemble.png"):
+        assert (copy / "reports" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
+    assert (copy / "dvclive" / "cnn" / "plots" / "metrics" / "val_accuracy.tsv").is_file()
+
+
+def test_a_second_repro_finds_everything_up_to_date(repo, reproduced):
+    copy, env = repo
+    assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
+    again = run([str(BIN / "dvc"), "repro"], copy, env)
+    assert "Running stage" not in again
+
+
+def test_dvc_metrics_show_lists_each_model(repo, reproduced):
+    copy, env = repo
+    shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env)
+    assert all(f'"{m}"' in shown for m in ("cnn", "knn", "resnet", "ensemble"))
+
+
+def test_a_bad_source_stops_the_pipeline_with_one_line_and_writes_nothing(repo, reproduced, tmp_path):
+    copy, env = repo
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.csv").write_text("label,pixel0\n1,2\n")
+    (bad / "test.csv").write_text("pixel0\n1\n")
+    result = subprocess.run([str(BIN / "dvc"), "exp", "run", "-S", f"data.source={bad}"], cwd=copy, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert f"download: error: {bad}:train.csv: the header has 2 columns, expected 785" in result.stderr
+    raw = copy / "data" / "raw"
+    assert not raw.exists() or not any(raw.iterdir())  # validation happens before anything is written
