@@ -1,16 +1,15 @@
 """torchvision ResNets for one-channel 28x28 digits: build, train, predict, save and load."""
 
-import sys
 
 import numpy as np
 import torch
 import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm import tqdm
 
 from digits.errors import DigitsError
 from digits.io import atomic_path
+from digits.progress import progress
 
 ARCHS = {
     "resnet18": torchvision.models.resnet18,
@@ -79,7 +78,7 @@ def train(model, x, y, *, epochs, batch_size, lr, seed, device, on_epoch=None):
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
-        for xb, yb in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not sys.stderr.isatty()):
+        for xb, yb in progress(loader, f"train_resnet epoch {epoch + 1}/{epochs}", unit="batch"):
             xb, yb = _normalise(xb.to(device)), yb.to(device)
             logits = model(xb)
             loss = nn.functional.cross_entropy(logits, yb)

@@ -1,10 +1,10 @@
 """Stage `train_cnn`: train the numpy CNN declared in params.yaml; model, probabilities, metrics, curves."""
 import numpy as np
-from tqdm import trange
 
 from digits import nn
 from digits.data import load_split, to_float
 from digits.errors import DigitsError
+from digits.progress import progress
 from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
 from digits.io import write_json
 
@@ -27,7 +27,7 @@ def main(params: dict) -> None:
     schedule = nn.StepLR(optimizer, step_size=p["lr_step"], gamma=p["lr_gamma"])
     rng = np.random.default_rng(p["seed"])
     with epoch_log("cnn") as log:
-        for _ in trange(p["epochs"], desc="train_cnn", unit="epoch", disable=None):
+        for _ in progress(range(p["epochs"]), "train_cnn", unit="epoch"):
             lr = optimizer.lr
             loss, accuracy = nn.train_epoch(model, optimizer, x_train, y_train, p["batch_size"], rng)
             val_accuracy = float((nn.predict_proba(model, x_val).argmax(1) == y_val).mean())
