@@ -1,6 +1,5 @@
 """torchvision ResNets for one-channel 28x28 digits: build, train, predict, save and load."""
 
-
 import numpy as np
 import torch
 import torchvision
