@@ -33,7 +33,7 @@ def _describe(columns: list[str]) -> str:
 
 
 def parse_table(raw: bytes, name: str, columns: list[str]) -> pd.DataFrame:
-    """Parse CSV bytes into a DataFrame of int64 columns named exactly `columns`.
+    """Parse CSV bytes into a DataFrame of integer-valued columns named exactly `columns`.
 
     Accepts a UTF-8 BOM and Windows line endings; refuses compressed data, a wrong
     header, ragged rows, missing or non-integer values, and a file with no rows.
@@ -63,13 +63,16 @@ def parse_table(raw: bytes, name: str, columns: list[str]) -> pd.DataFrame:
 
     not_int = [c for c in df.columns if not pd.api.types.is_integer_dtype(df[c])]
     if not_int:
-        numbers = df[not_int].apply(pd.to_numeric, errors="coerce")
-        bad = (numbers.isna() | (numbers % 1 != 0)).to_numpy()
-        row, col = np.argwhere(bad)[0]
-        value = df[not_int[col]].iloc[row]
-        found = "a missing value" if pd.isna(value) else repr(str(value))
-        raise DigitsError(f"{name}: row {row + 1}, column {not_int[col]!r}: found {found}, expected an integer")
-    return df.astype(np.int64)
+        text = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig", usecols=not_int, dtype=str, keep_default_na=False)
+        is_int = text.apply(lambda column: column.str.fullmatch(r"\s*[+-]?\d+\s*")).fillna(False)
+        bad = ~is_int.to_numpy(dtype=bool)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            value = text.iloc[row, col]
+            found = "a missing value" if pd.isna(value) or not value.strip() else repr(value)
+            raise DigitsError(f"{name}: row {row + 1}, column {not_int[col]!r}: found {found}, expected an integer")
+        df[not_int] = text.apply(lambda column: column.map(int))  # Python ints: too long for int64
+    return df
 
 
 def _check_range(values: np.ndarray, name: str, column_names: list[str], low: int, high: int, what: str) -> None:
@@ -115,7 +118,7 @@ def parse_labels(raw: bytes, name: str, n_rows: int | None = None) -> np.ndarray
         raise DigitsError(f"{name}: row {row + 1}, column 'ImageId': found {ids[row]} again, expected each id once")
     _check_range(ids[:, None], name, ["ImageId"], 1, n, "an id")
     labels = np.empty(n, dtype=np.uint8)
-    labels[ids - 1] = df["Label"].to_numpy()
+    labels[ids.astype(np.int64) - 1] = df["Label"].to_numpy()
     return labels
 
 
