@@ -103,3 +103,30 @@ def test_scoring_between_epochs_does_not_leave_training_in_eval_mode():
 
     resnet.train(model, x, y, epochs=2, batch_size=16, lr=1e-3, seed=0, device="cpu", on_epoch=score)
     assert not torch.equal(running_means[0], running_means[1])  # batch norm kept training in epoch 2
+
+
+def test_saved_bytes_do_not_depend_on_the_file_name(tmp_path):
+    model = resnet.build_resnet("resnet18", seed=0)
+    resnet.save(model, tmp_path / "a.pt", "resnet18")
+    resnet.save(model, tmp_path / "b.pt", "resnet18")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+class Payload:
+    """Unpickling this would run code; a model file must never get that far."""
+
+    def __reduce__(self):
+        return (print, ("executed",))
+
+
+@pytest.mark.parametrize("content", [
+    lambda path: torch.save({"arch": "resnet18", "state_dict": Payload()}, path),
+    lambda path: torch.save({"arch": "resnet18", "state_dict": {"fc.weight": torch.zeros(10, 3)}}, path),
+    lambda path: path.write_bytes(b"not a checkpoint"),
+])
+def test_a_bad_or_pickle_bearing_file_is_refused(tmp_path, capsys, content):
+    path = tmp_path / "resnet.pt"
+    content(path)
+    with pytest.raises(DigitsError, match=r"resnet\.pt: not a ResNet written by digits"):
+        resnet.load(path)
+    assert "executed" not in capsys.readouterr().out

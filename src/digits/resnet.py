@@ -1,5 +1,8 @@
 """torchvision ResNets for one-channel 28x28 digits: build, train, predict, save and load."""
 
+import io
+import pickle
+
 import numpy as np
 import torch
 import torchvision
@@ -106,16 +109,28 @@ def predict_proba(model, x, *, device, batch_size=512):
 
 def save(model, path, arch):
     """Write the arch name and the model's weights to path atomically, via a temporary file beside it."""
+    buffer = io.BytesIO()  # torch names the archive's folder after the file: keep it fixed for identical bytes
+    torch.save({"arch": arch, "state_dict": model.state_dict()}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"arch": arch, "state_dict": model.state_dict()}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load(path, device="cpu"):
-    """The (model, arch) written by save, with the model on device."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
-    state = checkpoint["state_dict"]
-    model = build_resnet(checkpoint["arch"], num_classes=state["fc.weight"].shape[0])
-    model.load_state_dict(state)
+    """The (model, arch) written by save, with the model on device.
+
+    Nothing in the file is executed: torch unpickles only tensors and plain containers
+    (`weights_only=True`), and anything else is refused with a DigitsError naming the file.
+    """
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+        state = checkpoint["state_dict"]
+        model = build_resnet(checkpoint["arch"], num_classes=state["fc.weight"].shape[0])
+        model.load_state_dict(state)
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: no such file; run `dvc repro train_resnet` to create it") from None
+    except (pickle.UnpicklingError, RuntimeError, KeyError, TypeError, ValueError, EOFError) as e:
+        reason = str(e).strip().splitlines()[0]
+        raise DigitsError(f"{path}: not a ResNet written by digits ({type(e).__name__}: {reason})") from None
     return model.to(device), checkpoint["arch"]
 
 
