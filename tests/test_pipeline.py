@@ -1,4 +1,5 @@
 """End to end: `dvc repro` in a copy of the repo runs every stage on the bundled sample, then is up to date."""
+import hashlib
 import json
 import os
 import shutil
@@ -70,6 +71,21 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     for figure in ("cnn_curves.png", "resnet_curves.png", "confusion/cnn.png", "confusion/ensemble.png"):
         assert (copy / "reports" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
     assert (copy / "dvclive" / "cnn" / "plots" / "metrics" / "val_accuracy.tsv").is_file()
+
+
+def output_hashes(copy):
+    """sha256 of every output that must not change between identical runs (timings and logs excluded)."""
+    files = [p for d in ("data", "models", "predictions", "submissions") for p in (copy / d).rglob("*") if p.is_file()]
+    files += list((copy / "metrics").glob("*.json"))
+    return {str(p.relative_to(copy)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_a_forced_rerun_gives_byte_identical_outputs(repo, reproduced):
+    copy, env = repo
+    before = output_hashes(copy)
+    assert {"models/cnn.npz", "models/resnet.pt", "predictions/ensemble.npz", "metrics/evaluate.json"} <= set(before)
+    run([str(BIN / "dvc"), "repro", "--force"], copy, env)
+    assert output_hashes(copy) == before
 
 
 def test_a_second_repro_finds_everything_up_to_date(repo, reproduced):
