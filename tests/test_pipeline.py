@@ -3,8 +3,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,37 @@ def test_a_second_repro_finds_everything_up_to_date(repo, reproduced):
     assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
     again = run([str(BIN / "dvc"), "repro"], copy, env)
     assert "Running stage" not in again
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_training_leaves_nothing_half_written_and_reruns_cleanly(repo, reproduced, signum):
+    copy, env = repo
+    params_file = copy / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["cnn"]["epochs"] = 1000
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.rmtree(copy / "dvclive" / "cnn", ignore_errors=True)
+    first_epoch = copy / "dvclive" / "cnn" / "plots" / "metrics" / "train_loss.tsv"
+    dvc = subprocess.Popen([str(BIN / "dvc"), "repro", "train_cnn"], cwd=copy, env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not first_epoch.exists() and dvc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert dvc.poll() is None, "the stage ended before it could be interrupted"
+        os.killpg(dvc.pid, signum)
+        _, err = dvc.communicate(timeout=60)
+    finally:
+        if dvc.poll() is None:
+            os.killpg(dvc.pid, signal.SIGKILL)
+    assert dvc.returncode != 0
+    assert "train_cnn: interrupted" in err
+    written = [p.name for d in ("models", "predictions") for p in (copy / d).iterdir()]
+    assert "cnn.npz" not in written and not [n for n in written if n.endswith(".tmp")]
+    params_file.write_text(original)
+    run([str(BIN / "dvc"), "repro"], copy, env)
+    assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
 
 
 def test_dvc_metrics_show_lists_each_model(repo, reproduced):

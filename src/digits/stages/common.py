@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import time
 from contextlib import contextmanager
@@ -43,14 +44,24 @@ def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
         @functools.wraps(fn)
         def main() -> None:
             start = time.perf_counter()
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+            signal.signal(signal.SIGTERM, _interrupt)
             try:
                 fn(load_params())
             except DigitsError as e:
                 print(f"{name}: error: {e}", file=sys.stderr)
                 sys.exit(1)
+            except KeyboardInterrupt:
+                print(f"{name}: interrupted; no output was left half-written, rerun `dvc repro`", file=sys.stderr)
+                sys.exit(130)
             write_json(METRICS / "time" / f"{name}.json", {"seconds": round(time.perf_counter() - start, 2)})
         return main
     return wrap
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGTERM, like Ctrl-C, unwinds the stage so that temporary files are removed on the way out."""
+    raise KeyboardInterrupt
 
 
 def save_predictions(model: str, val: np.ndarray, test: np.ndarray) -> None:
@@ -59,8 +70,15 @@ def save_predictions(model: str, val: np.ndarray, test: np.ndarray) -> None:
 
 
 def load_predictions(model: str) -> dict[str, np.ndarray]:
-    """predictions/<model>.npz as {"val": (Nv, 10), "test": (Nt, 10)}."""
-    return load_npz(PREDICTIONS / f"{model}.npz")
+    """predictions/<model>.npz as {"val": (Nv, 10), "test": (Nt, 10)} float32."""
+    path = PREDICTIONS / f"{model}.npz"
+    arrays = load_npz(path)
+    for split in ("val", "test"):
+        found = arrays.get(split)
+        if found is None or found.ndim != 2 or found.shape[1] != 10 or found.dtype.kind != "f":
+            what = "no such array" if found is None else f"{found.dtype} of shape {found.shape}"
+            raise DigitsError(f"{path}: {split!r} is {what}, expected float class probabilities of shape (N, 10)")
+    return {"val": arrays["val"], "test": arrays["test"]}
 
 
 @contextmanager
