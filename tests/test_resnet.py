@@ -1,9 +1,15 @@
+import os
+import socket
+
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from digits import resnet
 from digits.errors import DigitsError
+
+CPU = torch.device("cpu")
 
 
 def two_class_images(n=64, seed=0):
@@ -16,60 +22,187 @@ def two_class_images(n=64, seed=0):
     return x.astype(np.uint8), y
 
 
-def fit(seed, on_epoch=None):
+def config(**overrides):
+    return resnet.TrainConfig(**{"epochs": 3, "batch_size": 16, "lr": 1e-3, "seed": 0, **overrides})
+
+
+def fit(seed=0, on_epoch=None, **overrides):
     x, y = two_class_images()
     model = resnet.build_resnet("resnet18", num_classes=2, seed=seed)
-    return resnet.train(model, x, y, epochs=3, batch_size=16, lr=1e-3, seed=seed, device="cpu", on_epoch=on_epoch)
+    return resnet.train(model, x, y, config(seed=seed, **overrides), device=CPU, on_epoch=on_epoch)
 
 
-@pytest.mark.parametrize(("arch", "batch"), [("resnet18", 3), ("resnet34", 2), ("resnet50", 2)])
-def test_each_arch_gives_logits(arch, batch):
-    model = resnet.build_resnet(arch).eval()
+@pytest.mark.parametrize(("arch", "stem", "batch"), [
+    ("resnet18", "stock", 3), ("resnet18", "mid", 2), ("resnet18", "small", 1),
+    ("resnet34", "stock", 2), ("resnet50", "stock", 2), ("resnet50", "mid", 1)])
+def test_each_arch_and_stem_gives_logits(arch, stem, batch):
+    model = resnet.build_resnet(arch, stem).eval()
     assert model.conv1.in_channels == 1 and model.conv1.bias is None
     with torch.inference_mode():
         logits = model(torch.randn(batch, 1, 28, 28))
     assert logits.shape == (batch, 10)
 
 
-def test_training_lowers_the_loss():
+def test_stems_set_the_resolution_layer1_sees():
+    sizes = {}
+    for stem in resnet.STEMS:
+        model = resnet.build_resnet("resnet18", stem).eval()
+        model.layer1.register_forward_hook(lambda m, i, out, stem=stem: sizes.__setitem__(stem, out.shape[-1]))
+        with torch.inference_mode():
+            model(torch.zeros(1, 1, 28, 28))
+    assert sizes == {"stock": 7, "mid": 14, "small": 28}
+
+
+def test_training_lowers_the_loss_and_reports_each_epoch():
     history = []
-    model = fit(0, on_epoch=lambda *values: history.append(values))
-    assert [epoch for epoch, _, _ in history] == [0, 1, 2]
-    losses = [loss for _, loss, _ in history]
+    model = fit(on_epoch=lambda *values: history.append(values), degrees=10, translate=0.1, scale=0.1,
+                label_smoothing=0.1)
+    assert [epoch for epoch, *_ in history] == [0, 1, 2]
+    losses = [loss for _, loss, _, _ in history]
     assert losses[-1] < losses[0]
-    assert all(0.0 <= accuracy <= 1.0 for _, _, accuracy in history)
-    x, y = two_class_images(16, seed=1)
-    proba = resnet.predict_proba(model, x, device="cpu", batch_size=5)
+    assert all(0.0 <= accuracy <= 1.0 for _, _, accuracy, _ in history)
+    assert history[-1][3] < 1e-3 / 10  # one-cycle anneals far below the peak by the end
+    x, _ = two_class_images(16, seed=1)
+    proba = resnet.predict_proba(model, x, device=CPU, batch_size=5)
     assert proba.shape == (16, 2) and proba.dtype == np.float32
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_sgd_with_cosine_schedule_trains_too():
+    history = []
+    fit(on_epoch=lambda *values: history.append(values), optimizer="sgd", schedule="cosine", lr=0.05)
+    assert history[-1][1] < history[0][1]
 
 
 def test_same_seed_gives_identical_weights():
     torch.use_deterministic_algorithms(True)
     try:
-        first, second = fit(3).state_dict(), fit(3).state_dict()
+        first, second = fit(3, epochs=2, degrees=10).state_dict(), fit(3, epochs=2, degrees=10).state_dict()
     finally:
         torch.use_deterministic_algorithms(False)
-    assert first.keys() == second.keys()
     assert all(torch.equal(first[name], second[name]) for name in first)
 
 
+def test_resume_after_an_interruption_ends_with_the_same_weights(tmp_path):
+    x, y = two_class_images(32)
+    full = resnet.train(resnet.build_resnet("resnet18", num_classes=2, seed=0), x, y, config(epochs=2, degrees=10),
+                        device=CPU, checkpoint=tmp_path / "full.pt")
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first(epoch, *_):
+        if epoch == 0:
+            raise Interrupted
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(Interrupted):
+        resnet.train(resnet.build_resnet("resnet18", num_classes=2, seed=0), x, y, config(epochs=2, degrees=10),
+                     device=CPU, on_epoch=stop_after_first, checkpoint=ckpt)
+    epochs = []
+    resumed = resnet.train(resnet.build_resnet("resnet18", num_classes=2, seed=0), x, y, config(epochs=2, degrees=10),
+                           device=CPU, on_epoch=lambda epoch, *_: epochs.append(epoch), checkpoint=ckpt, resume=True)
+    assert epochs == [1]
+    assert all(torch.equal(full.state_dict()[k], resumed.state_dict()[k]) for k in full.state_dict())
+    with pytest.raises(DigitsError, match=r"run\.pt: made with other training params or data \(lr\)"):
+        resnet.train(resnet.build_resnet("resnet18", num_classes=2), x, y, config(epochs=2, degrees=10, lr=0.1),
+                     device=CPU, checkpoint=ckpt, resume=True)
+
+
 def test_save_load_round_trip(tmp_path):
-    torch.manual_seed(0)
-    model = resnet.build_resnet("resnet18")
+    model = resnet.build_resnet("resnet18", "mid", seed=0)
     x, _ = two_class_images(8)
     path = tmp_path / "model.pt"
-    resnet.save(model, path, "resnet18")
+    resnet.save(model, path, "resnet18", "mid")
     loaded, arch = resnet.load(path)
-    assert arch == "resnet18"
+    assert arch == "resnet18" and isinstance(loaded.maxpool, torch.nn.Identity)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
-    np.testing.assert_array_equal(
-        resnet.predict_proba(loaded, x, device="cpu"), resnet.predict_proba(model, x, device="cpu")
-    )
+    np.testing.assert_array_equal(resnet.predict_proba(loaded, x, device=CPU), resnet.predict_proba(model, x, device=CPU))
+
+
+def test_saved_bytes_do_not_depend_on_the_file_name(tmp_path):
+    model = resnet.build_resnet("resnet18", seed=0)
+    resnet.save(model, tmp_path / "a.pt", "resnet18", "stock")
+    resnet.save(model, tmp_path / "b.pt", "resnet18", "stock")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+class Payload:
+    """Unpickling this would run code; a model file must never get that far."""
+
+    def __reduce__(self):
+        return (print, ("executed",))
+
+
+@pytest.mark.parametrize("content", [
+    lambda path: torch.save({"arch": "resnet18", "stem": "stock", "state_dict": Payload()}, path),
+    lambda path: torch.save({"arch": "resnet18", "stem": "stock", "state_dict": {"fc.weight": torch.zeros(10, 3)}},
+                            path),
+    lambda path: path.write_bytes(b"not a checkpoint"),
+])
+def test_a_bad_or_pickle_bearing_model_file_is_refused(tmp_path, capsys, content):
+    path = tmp_path / "resnet.pt"
+    content(path)
+    with pytest.raises(DigitsError, match=r"resnet\.pt: not a ResNet written by digits"):
+        resnet.load(path)
+    assert "executed" not in capsys.readouterr().out
+
+
+def imagenet_like_state(arch="resnet18"):
+    """A state dict shaped like torchvision's ImageNet weights (RGB first conv, 1000-way classifier)."""
+    import torchvision
+
+    torch.manual_seed(1)
+    return resnet.ARCHS[arch](weights=None).state_dict()
+
+
+def test_pretrained_weights_from_a_file_map_layer_by_layer(tmp_path):
+    state = imagenet_like_state()
+    path = tmp_path / "resnet18.pth"
+    torch.save(state, path)
+    model = resnet.build_resnet("resnet18", "stock", seed=0)
+    head = model.fc.weight.clone()
+    resnet.load_weights(model, str(path), "resnet18")
+    own = model.state_dict()
+    assert torch.equal(own["conv1.weight"], state["conv1.weight"].sum(dim=1, keepdim=True))
+    assert torch.equal(own["layer3.1.conv2.weight"], state["layer3.1.conv2.weight"])
+    assert torch.equal(own["bn1.running_var"], state["bn1.running_var"])
+    assert torch.equal(model.fc.weight, head)  # the 10-way classifier stays as initialised
+
+
+def test_pretrained_weights_skip_a_first_conv_of_another_stem(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    torch.save({"state_dict": imagenet_like_state()}, path)  # also accepted: a dict holding the state dict
+    model = resnet.build_resnet("resnet18", "small", seed=0)
+    first = model.conv1.weight.clone()
+    resnet.load_weights(model, str(path), "resnet18")
+    assert torch.equal(model.conv1.weight, first)
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: torch.save(imagenet_like_state("resnet50"), p), r"resnet18\.pth: layer1\.0\.conv1\.weight has shape"),
+    (lambda p: torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, p), r"not a resnet18 state dict \(\d+ tensors missing"),
+    (lambda p: p.write_bytes(b"junk"), r"resnet18\.pth: not a torch state dict"),
+    (lambda p: torch.save({"model": Payload()}, p), r"resnet18\.pth: not a torch state dict"),
+])
+def test_a_wrong_weights_file_gets_a_clear_error(tmp_path, write, message):
+    path = tmp_path / "resnet18.pth"
+    write(path)
+    with pytest.raises(DigitsError, match=message):
+        resnet.load_weights(resnet.build_resnet("resnet18"), str(path), "resnet18")
+
+
+def test_missing_weights_file_and_offline_imagenet(tmp_path, monkeypatch):
+    with pytest.raises(DigitsError, match=r"nowhere\.pth: no such file"):
+        resnet.load_weights(resnet.build_resnet(), str(tmp_path / "nowhere.pth"), "resnet18")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: torchvision must try to download
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # and fail fast, as on a machine without network
+    with pytest.raises(DigitsError, match=r"imagenet: cannot download .*resnet18-f37072fd\.pth.*copy that file to"):
+        resnet.load_weights(resnet.build_resnet(), "imagenet", "resnet18")
 
 
 def test_pick_device():
-    assert resnet.pick_device("cpu") == torch.device("cpu")
+    assert resnet.pick_device("cpu") == CPU
     assert resnet.pick_device("auto").type in {"cpu", "cuda", "mps"}
     with pytest.raises(DigitsError, match=r"'tpu'.*cpu"):
         resnet.pick_device("tpu")
@@ -84,12 +217,18 @@ def test_pick_device_rejects_missing_cuda():
 def test_bad_arguments():
     with pytest.raises(DigitsError, match=r"'vgg16'.*resnet18, resnet34, resnet50"):
         resnet.build_resnet("vgg16")
+    with pytest.raises(DigitsError, match=r"'tiny'.*stock, mid, small"):
+        resnet.build_resnet("resnet18", "tiny")
+    with pytest.raises(DigitsError, match=r"optimizer is 'rmsprop'"):
+        resnet.TrainConfig(optimizer="rmsprop")
+    with pytest.raises(DigitsError, match=r"unknown resnet profile key\(s\) \['epoch'\]"):
+        resnet.config_from({"epoch": 3}, seed=0)
     model = resnet.build_resnet()
     with pytest.raises(DigitsError, match=r"uint8.*float64"):
-        resnet.predict_proba(model, np.zeros((2, 28, 28)), device="cpu")
+        resnet.predict_proba(model, np.zeros((2, 28, 28)), device=CPU)
     x, y = two_class_images(4)
     with pytest.raises(DigitsError, match=r"\(4,\).*\(3,\)"):
-        resnet.train(model, x, y[:3], epochs=1, batch_size=2, lr=1e-3, seed=0, device="cpu")
+        resnet.train(model, x, y[:3], config(), device=CPU)
 
 
 def test_scoring_between_epochs_does_not_leave_training_in_eval_mode():
@@ -97,36 +236,35 @@ def test_scoring_between_epochs_does_not_leave_training_in_eval_mode():
     model = resnet.build_resnet("resnet18", num_classes=2, seed=0)
     running_means = []
 
-    def score(epoch, loss, accuracy):
-        resnet.predict_proba(model, x[:4], device="cpu")  # switches the model to eval mode
+    def score(*_):
+        resnet.predict_proba(model, x[:4], device=CPU)  # switches the model to eval mode
         running_means.append(model.bn1.running_mean.clone())
 
-    resnet.train(model, x, y, epochs=2, batch_size=16, lr=1e-3, seed=0, device="cpu", on_epoch=score)
+    resnet.train(model, x, y, config(epochs=2), device=CPU, on_epoch=score)
     assert not torch.equal(running_means[0], running_means[1])  # batch norm kept training in epoch 2
 
 
-def test_saved_bytes_do_not_depend_on_the_file_name(tmp_path):
-    model = resnet.build_resnet("resnet18", seed=0)
-    resnet.save(model, tmp_path / "a.pt", "resnet18")
-    resnet.save(model, tmp_path / "b.pt", "resnet18")
-    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+def _train_one_rank(rank, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    x, y = two_class_images(64)
+    epochs = []
+    with resnet.distributed("cpu") as (device, got_rank):
+        model = resnet.build_resnet("resnet18", num_classes=2, seed=0)
+        resnet.train(model, x, y, config(epochs=2), device=device, on_epoch=lambda e, *_: epochs.append(e))
+    torch.save({"rank": got_rank, "epochs": epochs, "state": model.state_dict()}, f"{out}/rank{rank}.pt")
 
 
-class Payload:
-    """Unpickling this would run code; a model file must never get that far."""
-
-    def __reduce__(self):
-        return (print, ("executed",))
-
-
-@pytest.mark.parametrize("content", [
-    lambda path: torch.save({"arch": "resnet18", "state_dict": Payload()}, path),
-    lambda path: torch.save({"arch": "resnet18", "state_dict": {"fc.weight": torch.zeros(10, 3)}}, path),
-    lambda path: path.write_bytes(b"not a checkpoint"),
-])
-def test_a_bad_or_pickle_bearing_file_is_refused(tmp_path, capsys, content):
-    path = tmp_path / "resnet.pt"
-    content(path)
-    with pytest.raises(DigitsError, match=r"resnet\.pt: not a ResNet written by digits"):
-        resnet.load(path)
-    assert "executed" not in capsys.readouterr().out
+def test_distributed_data_parallel_with_gloo_keeps_the_ranks_in_step(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_train_one_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert ranks[0]["epochs"] == [0, 1] and ranks[1]["epochs"] == []  # only rank 0 reports
+    first, second = ranks[0]["state"], ranks[1]["state"]
+    weights = [k for k in first if "running" not in k and "num_batches" not in k]
+    assert all(torch.equal(first[k], second[k]) for k in weights)  # gradients were averaged across ranks
+    single = fit(epochs=2).state_dict()
+    assert not torch.equal(first["fc.weight"], single["fc.weight"])  # each rank saw only its shard

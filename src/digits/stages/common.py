@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import time
@@ -54,7 +55,8 @@ def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
             except KeyboardInterrupt:
                 print(f"{name}: interrupted; no output was left half-written, rerun `dvc repro`", file=sys.stderr)
                 sys.exit(130)
-            write_json(METRICS / "time" / f"{name}.json", {"seconds": round(time.perf_counter() - start, 2)})
+            if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process writes
+                write_json(METRICS / "time" / f"{name}.json", {"seconds": round(time.perf_counter() - start, 2)})
         return main
     return wrap
 

@@ -1,32 +1,48 @@
-"""Stage `train_resnet`: train a torchvision ResNet adapted to 1x28x28; model, probabilities, metrics, curves."""
+"""Stage `train_resnet`: train a torchvision ResNet adapted to 1x28x28; model, probabilities, metrics, curves.
+
+Runs as one process (`python -m digits.stages.train_resnet`) or data-parallel under
+`torchrun --standalone --nproc_per_node=N -m digits.stages.train_resnet`, where only rank 0 writes.
+"""
+from contextlib import nullcontext
+from pathlib import Path
+
 from digits import resnet
 from digits.data import load_split
+from digits.errors import DigitsError
 from digits.io import write_json
 from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
+
+CHECKPOINT = Path("checkpoints/resnet.pt")
 
 
 @stage("train_resnet")
 def main(params: dict) -> None:
     p = params["resnet"]
+    if p["profile"] not in p["profiles"]:
+        raise DigitsError(f"params.yaml: resnet.profile is {p['profile']!r}, expected one of {sorted(p['profiles'])}")
+    arch, stem, config = resnet.config_from(p["profiles"][p["profile"]], p["seed"])
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, _ = load_split(PREPARED / "test.npz")
-    device = resnet.pick_device(p["device"])
-    model = resnet.build_resnet(p["arch"], seed=p["seed"])
     last = {}
-    with epoch_log("resnet") as log:
-        def on_epoch(epoch: int, loss: float, accuracy: float) -> None:
-            val_accuracy = float((resnet.predict_proba(model, x_val, device=device).argmax(1) == y_val).mean())
-            last.update(train_loss=loss, train_accuracy=accuracy, val_accuracy=val_accuracy)
-            log(**last, lr=p["lr"])
-        resnet.train(model, x_train, y_train, epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                     seed=p["seed"], device=device, on_epoch=on_epoch)
-
-    resnet.save(model, MODELS / "resnet.pt", p["arch"])
-    save_predictions("resnet", val=resnet.predict_proba(model, x_val, device=device),
-                     test=resnet.predict_proba(model, x_test, device=device))
+    with resnet.distributed(p["device"]) as (device, rank):
+        model = resnet.build_resnet(arch, stem, seed=p["seed"])
+        resnet.load_weights(model, p["weights"], arch)
+        with epoch_log("resnet") if rank == 0 else nullcontext() as log:
+            def on_epoch(epoch: int, loss: float, accuracy: float, lr: float) -> None:
+                val_accuracy = float((resnet.predict_proba(model, x_val, device=device).argmax(1) == y_val).mean())
+                last.update(train_loss=loss, train_accuracy=accuracy, val_accuracy=val_accuracy)
+                log(**last, lr=lr)
+            resnet.train(model, x_train, y_train, config, device=device, on_epoch=on_epoch,
+                         checkpoint=CHECKPOINT, resume=p["resume"])
+    if rank != 0:
+        return
+    resnet.save(model, MODELS / "resnet.pt", arch, stem)
+    val = resnet.predict_proba(model, x_val, device=device)
+    save_predictions("resnet", val=val, test=resnet.predict_proba(model, x_test, device=device))
+    last["val_accuracy"] = float((val.argmax(1) == y_val).mean())
     write_json(METRICS / "resnet.json", {k: round(v, 6) for k, v in last.items()})
-    print(f"train_resnet: {p['arch']} on {device}, {p['epochs']} epochs: "
+    print(f"train_resnet: {arch} ({stem} stem) on {device}, {config.epochs} epochs: "
           f"validation accuracy {last['val_accuracy']:.4f}")
 
 
