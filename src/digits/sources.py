@@ -1,4 +1,4 @@
-"""Where the raw competition files come from: the bundled sample, or a local zip or folder.
+"""Where the raw competition files come from: Kaggle, the original MNIST, the bundled sample, a local zip or folder.
 
 Every source yields the same thing, a `RawFiles`: the bytes of train.csv, test.csv and
 sample_submission.csv (plus solution.csv when the source knows the test labels), each
@@ -7,9 +7,12 @@ already validated, so the download stage only has to write them out.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from urllib.error import URLError
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
+from digits import kaggle
 from digits.data import PIXELS, SIDE, parse_digits, parse_labels
 from digits.errors import DigitsError
 from digits.submission import submission_csv
@@ -28,23 +32,41 @@ MAX_MEMBER_BYTES = 1 << 30  # refuse archive members that would unpack past 1 Gi
 
 @dataclass
 class RawFiles:
-    """The competition files of one source: file name -> CSV bytes, and their row counts."""
+    """The competition files of one source: file name -> CSV bytes, their row counts, and where they came from."""
 
     source: str
     files: dict[str, bytes] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # recorded in source.json beside the source
 
     def manifest(self) -> dict:
-        """What `source.json` records: the source, and each file's rows and sha256."""
+        """What `source.json` records: the source and its details, and each file's rows and sha256."""
         return {
             "source": self.source,
+            **self.details,
             "files": {name: {"rows": self.rows[name], "sha256": hashlib.sha256(raw).hexdigest()}
                       for name, raw in sorted(self.files.items())},
         }
 
 
-def fetch(source: str) -> RawFiles:
-    """Fetch and validate the files named by `data.source`: "sample", or a path to a zip or folder."""
+def fetch(source: str, competition: str = "digit-recognizer", mnist_root: str = "~/.cache/mnist") -> RawFiles:
+    """Fetch and validate the files named by `data.source`: auto, kaggle, mnist, sample, or a path to a zip or folder.
+
+    `competition` is the Kaggle competition for "kaggle" and "auto"; `mnist_root` the
+    torchvision MNIST folder for "mnist".
+    """
+    if source == "auto":
+        if kaggle.find_credentials() is None:
+            raw = validated("sample", sample_files())
+            raw.details = {"requested": "auto", "note": auto_note()}
+            return raw
+        raw = from_kaggle(competition)
+        raw.details["requested"] = "auto"
+        return raw
+    if source == "kaggle":
+        return from_kaggle(competition)
+    if source == "mnist":
+        return from_mnist(mnist_root)
     if source == "sample":
         return validated(source, sample_files())
     path = Path(source).expanduser()
@@ -53,8 +75,90 @@ def fetch(source: str) -> RawFiles:
     if path.is_file():
         return validated(source, _read_zip(path))
     raise DigitsError(
-        f"data.source: {source!r} is neither 'sample' nor an existing zip file or folder; "
-        "set it in params.yaml to 'sample' or to the path of the Kaggle download")
+        f"data.source: {source!r} is not auto, kaggle or mnist, and neither 'sample' nor an existing zip file "
+        "or folder; set it in params.yaml to one of those names or to the path of the Kaggle download")
+
+
+def auto_note() -> str:
+    """Why `auto` fell back to the sample, and how to switch to the competition data."""
+    return ("data.source is 'auto' and no Kaggle credentials were found, so this run used the small bundled "
+            "SAMPLE, not the competition data. To use the competition data: "
+            f"{kaggle.no_credentials_message().removeprefix('no Kaggle credentials found: ')}, then run "
+            "`dvc exp run -S data.source=kaggle`; or download the zip yourself and run "
+            "`dvc exp run -S data.source=PATH/TO/digit-recognizer.zip`")
+
+
+def from_kaggle(competition: str) -> RawFiles:
+    """The competition's files through the Kaggle API, checked against Kaggle's file list before they are read.
+
+    The archive goes to a temporary folder that is removed afterwards; `source.json` records the
+    competition, the archive's name, size and sha256, and the download time (UTC).
+    """
+    session = kaggle.Kaggle(competition)
+    with tempfile.TemporaryDirectory(prefix="digits-kaggle-") as tmp:
+        archive, listed = session.download(Path(tmp))
+        check_download(archive, listed)
+        files = _read_zip(archive)
+        details = {
+            "competition": competition,
+            "archive": {"name": archive.name, "bytes": archive.stat().st_size,
+                        "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()},
+            "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+    raw = validated("kaggle", files)
+    raw.details = details
+    return raw
+
+
+def check_download(archive: Path, listed: dict[str, int]) -> None:
+    """Refuse a downloaded archive that is not a zip, has an absolute or parent (..) member name,
+    or whose members' sizes differ from the sizes Kaggle lists for the competition's files (name -> bytes)."""
+    try:
+        with zipfile.ZipFile(archive) as z:
+            sizes = {info.filename: info.file_size for info in z.infolist()}
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise DigitsError(f"{archive.name} from Kaggle: not a readable zip file ({e}); rerun the download") from None
+    for name in sizes:
+        path = PurePosixPath(name.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts or ":" in name:
+            raise DigitsError(f"{archive.name} from Kaggle: member {name!r} has an absolute or parent path, "
+                              "expected names inside the archive; nothing was extracted")
+    for name, size in sorted(listed.items()):
+        if name not in sizes:
+            raise DigitsError(f"{archive.name} from Kaggle: no member {name}, which Kaggle lists for the "
+                              "competition; rerun the download")
+        if size and sizes[name] != size:
+            raise DigitsError(f"{archive.name} from Kaggle:{name}: unpacks to {sizes[name]} bytes, "
+                              f"Kaggle lists {size}; rerun the download")
+
+
+def from_mnist(root: str) -> RawFiles:
+    """The original MNIST (60,000 train, 10,000 test images) through torchvision, with the test labels as solution.csv.
+
+    Reads `root`/MNIST/raw/*-ubyte; when those files are missing, torchvision downloads them there.
+    """
+    from torchvision.datasets import MNIST
+
+    folder = Path(root).expanduser()
+    splits = {}
+    for train in (True, False):
+        try:
+            data = MNIST(folder, train=train, download=True)
+        except (RuntimeError, URLError, OSError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0]
+            raise DigitsError(
+                f"data.mnist_root: {folder / 'MNIST' / 'raw'} lacks readable MNIST files and they could not be "
+                f"downloaded ({reason}); copy train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte there, or run on a machine with internet access") from None
+        splits[train] = (data.data.numpy().astype(np.uint8), data.targets.numpy().astype(np.uint8))
+    (x_train, y_train), (x_test, y_test) = splits[True], splits[False]
+    raw = validated("mnist", {
+        "train.csv": _digits_csv(x_train, y_train),
+        "test.csv": _digits_csv(x_test, None),
+        "solution.csv": submission_csv(y_test),
+    })
+    raw.details = {"mnist_root": str(folder)}
+    return raw
 
 
 def validated(source: str, files: dict[str, bytes]) -> RawFiles:
