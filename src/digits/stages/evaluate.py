@@ -3,41 +3,70 @@ import json
 
 import numpy as np
 
-from digits import report
+from digits import ensemble, report
 from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
-from digits.metrics import confusion_records, scores
-from digits.plots import confusion_figure
-from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, PREPARED, REPORTS, load_predictions,
-                                  save_predictions, stage)
+from digits.metrics import confusion_records, per_class, scores
+from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
+from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, MODELS, PREDICTIONS, PREPARED, REPORTS,
+                                  load_predictions, save_predictions, stage)
+
+
+def ensemble_params(params: dict) -> tuple[list[str], list[float] | str]:
+    """evaluate.ensemble's members and weights ("fit" or one number per member), beyond what the schema checks:
+    no member twice, not every weight zero."""
+    spec = params["evaluate"]["ensemble"]
+    where = "params.yaml: evaluate.ensemble"
+    ensemble.check_members(spec["members"], MODEL_NAMES, where)
+    if spec["weights"] != "fit":
+        ensemble.check_weights(spec["weights"], len(spec["members"]), where)
+    return spec["members"], spec["weights"]
 
 
 @stage("evaluate")
 def main(params: dict) -> None:
-    members = list(params["evaluate"]["ensemble"])
-    unknown = sorted(set(members) - set(MODEL_NAMES))
-    if not members or unknown:
-        raise DigitsError(f"params.yaml: evaluate.ensemble is {members}, expected a non-empty list of {MODEL_NAMES}")
-    _, y_val = load_split(PREPARED / "val.npz")
-    _, y_test = load_split(PREPARED / "test.npz")
+    members, weights = ensemble_params(params)
+    x_train, y_train = load_split(PREPARED / "train.npz")
+    x_val, y_val = load_split(PREPARED / "val.npz")
+    x_test, y_test = load_split(PREPARED / "test.npz")
     probs = {m: load_predictions(m) for m in MODEL_NAMES}
-    ensemble = {s: np.mean([probs[m][s] for m in members], axis=0) for s in ("val", "test")}
-    save_predictions("ensemble", **ensemble)
-    probs["ensemble"] = ensemble
+    for m, p in probs.items():
+        for split, n in (("val", len(x_val)), ("test", len(x_test))):
+            if len(p[split]) != n:
+                raise DigitsError(f"{PREDICTIONS / m}.npz: {split!r} has {len(p[split])} rows, expected {n} "
+                                  f"(the {split} split); rerun train_{m} (dvc repro)")
 
-    results = {}
+    fitted = weights == "fit"
+    if fitted:
+        weights = ensemble.fit_weights([probs[m]["val"] for m in members], y_val).tolist()
+    weights = [round(w / sum(weights), 6) for w in weights]  # shares of 1, comparable from run to run
+    ensemble.save(MODELS / "ensemble.json", members, weights)
+    probs["ensemble"] = {s: ensemble.combine([probs[m][s] for m in members], weights) for s in ("val", "test")}
+    save_predictions("ensemble", **probs["ensemble"])
+
+    results, classes = {}, {}
     for name, p in probs.items():
         results[name] = {"val": scores(y_val, p["val"])}
         if y_test is not None:
-            results[name]["test"] = {"accuracy": scores(y_test, p["test"])["accuracy"]}
+            results[name]["test"] = {"accuracy": round(float(np.mean(p["test"].argmax(1) == y_test)), 6)}
+        classes[name] = per_class(y_val, p["val"])
         y_pred = p["val"].argmax(axis=1)
         write_json(REPORTS / "confusion" / f"{name}.json", confusion_records(y_val, y_pred))
-        confusion_figure(y_val, y_pred, f"{name}: validation split", FIGURES / "confusion" / f"{name}.png")
+        confusion_figure(y_val, y_pred, f"{name}: validation split, accuracy {results[name]['val']['accuracy']:.4f}",
+                         FIGURES / "confusion" / f"{name}.png")
+        errors_gallery(x_val, y_val, p["val"], name, FIGURES / "errors" / f"{name}.png")
         print(f"evaluate: {name}: validation accuracy {results[name]['val']['accuracy']:.4f}")
+    results["ensemble"]["weights"] = dict(zip(members, weights))
     write_json(METRICS / "evaluate.json", results)
+    write_json(METRICS / "per_class.json", classes)
+
+    sample_grid(x_train, y_train, FIGURES / "samples.png")
+    f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
     seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in MODEL_NAMES}
-    write_text(REPORTS / "report.md", report.render(results, seconds))
+    curves = [m for m in MODEL_NAMES if (FIGURES / f"{m}_curves.png").is_file()]
+    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted))
+    print(f"evaluate: ensemble of {', '.join(f'{m} × {w:g}' for m, w in zip(members, weights))}")
 
 
 if __name__ == "__main__":

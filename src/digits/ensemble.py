@@ -1,0 +1,79 @@
+"""The ensemble: a weighted mean of its members' class probabilities, with weights given or fitted.
+
+`models/ensemble.json` records the members and weights evaluate used, so `digits predict
+--model ensemble` combines the same models the same way.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from digits.errors import DigitsError
+from digits.io import write_json
+
+
+def fit_weights(probas: list[np.ndarray], y: np.ndarray, steps: int = 20) -> np.ndarray:
+    """Weights (M,) >= 0 summing to 1 for the members' probabilities `probas` ((N, K) each), fitted to labels y (N,).
+
+    Every weighting on a grid of 1/`steps` is tried: the one whose weighted mean is most
+    accurate wins, and among equally accurate ones the lowest log-loss. Accuracy first,
+    because log-loss alone favours a confident member over a more accurate, more cautious
+    one (a 1-NN's 0/1 votes over a CNN's softer probabilities).
+    """
+    stacked = np.stack(probas).astype(np.float64)  # (M, N, K)
+    rows = np.arange(len(y))
+    best, best_key = None, None
+    for counts in itertools.product(range(steps + 1), repeat=len(probas)):
+        if sum(counts) != steps:
+            continue
+        w = np.array(counts) / steps
+        mixed = np.tensordot(w, stacked, axes=1)
+        key = (-np.mean(mixed.argmax(axis=1) == y), -np.mean(np.log(np.maximum(mixed[rows, y], 1e-15))))
+        if best_key is None or key < best_key:
+            best, best_key = w, key
+    return best
+
+
+def combine(probas: list[np.ndarray], weights) -> np.ndarray:
+    """float32 (N, K): the mean of `probas` ((N, K) each) weighted by `weights` (M,), rows summing to 1."""
+    w = np.asarray(weights, dtype=np.float64)
+    mixed = np.tensordot(w / w.sum(), np.stack(probas).astype(np.float64), axes=1)
+    return mixed.astype(np.float32)
+
+
+def check_members(members, models: tuple[str, ...], where: str) -> None:
+    """Raise unless `members` is a non-empty list of distinct names from `models`."""
+    if not isinstance(members, list) or not members or len(set(members)) != len(members) \
+            or not set(members) <= set(models):
+        raise DigitsError(f"{where}: members is {members!r}, expected a non-empty list of distinct names from {models}")
+
+
+def check_weights(weights, n: int, where: str) -> None:
+    """Raise unless `weights` lists `n` numbers >= 0, not all zero."""
+    if not isinstance(weights, list) or len(weights) != n \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights) \
+            or sum(weights) <= 0:
+        raise DigitsError(f"{where}: weights is {weights!r}, expected {n} numbers >= 0 (one per member, not all zero)")
+
+
+def save(path: str | Path, members: list[str], weights) -> None:
+    """Write the members and their weights to `path` (JSON)."""
+    write_json(path, {"members": list(members), "weights": [float(v) for v in weights]})
+
+
+def load(path: str | Path, models: tuple[str, ...]) -> tuple[list[str], list[float]]:
+    """The (members, weights) written by `save`, checked against the known `models`."""
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        members, weights = spec["members"], spec["weights"]
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: no such file; the evaluate stage writes it (dvc repro)") from None
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise DigitsError(f"{path}: not an ensemble file ({type(e).__name__}: {e}), "
+                          'expected JSON {"members": [...], "weights": [...]}') from None
+    check_members(members, models, str(path))
+    check_weights(weights, len(members), str(path))
+    return members, weights
