@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from digits.data import read_labels
+from kaggle_standin import client_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -38,12 +39,15 @@ def repo(tmp_path_factory):
             shutil.copy2(ROOT / rel, copy / rel)
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["cnn"]["epochs"] = 2
-    params["resnet"]["epochs"] = 1
+    params["resnet"]["profiles"]["cpu"]["epochs"] = 1
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(copy / "src")}
+    env = client_env(tmp_path_factory.mktemp("kaggle"), credentials=None)  # no Kaggle: data.source auto -> sample
+    env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(copy / "src"))
     run(["git", "init", "-q"], copy, env)
+    run(["git", "config", "user.name", "digits tests"], copy, env)  # dvc exp run commits; CI may have no git user
+    run(["git", "config", "user.email", "tests@digits.invalid"], copy, env)
     run(["git", "add", "-A"], copy, env)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], copy, env)
+    run(["git", "commit", "-qm", "copy"], copy, env)
     return copy, env
 
 

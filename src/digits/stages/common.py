@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import yaml
 
+from digits import params
 from digits.errors import DigitsError
 from digits.io import load_npz, save_npz, write_json
 
@@ -27,12 +27,8 @@ MODEL_NAMES = ("cnn", "knn", "resnet")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
-    """The whole params.yaml as a dict."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        raise DigitsError(f"{path}: no such file; run the stage from the project root") from None
+    """The whole params.yaml as a dict, checked against the schema in `digits.params` first."""
+    return params.load(path)
 
 
 def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:

@@ -1,0 +1,171 @@
+"""params.yaml's schema: every key, its type and allowed values, checked before any stage does work.
+
+A typo (`cnn.epoch`), a wrong type or an out-of-range value stops the stage with one line naming
+the key, what was found and what is allowed. Values that depend on the data (e.g. `knn.n_neighbors`
+larger than the training split) are checked by the stage that knows the data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from digits.errors import DigitsError
+
+Positive = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+Model = Literal["cnn", "knn", "resnet"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Data(_Section):
+    source: str
+    competition: str
+    mnist_root: str
+
+
+class Split(_Section):
+    seed: Seed
+    val_fraction: Annotated[float, Field(gt=0, lt=1)]
+
+
+class CNN(_Section):
+    seed: Seed
+    dtype: Literal["float32", "float64"]
+    epochs: Positive
+    batch_size: Positive
+    optimizer: Literal["sgd", "adam", "adamw"]
+    lr: Annotated[float, Field(gt=0)]
+    momentum: Fraction
+    nesterov: bool
+    weight_decay: Annotated[float, Field(ge=0)]
+    schedule: Literal["step", "cosine", "onecycle"]
+    lr_step: Positive
+    lr_gamma: Annotated[float, Field(gt=0)]
+    warmup: Fraction
+    label_smoothing: Fraction
+    degrees: Annotated[float, Field(ge=0, le=180)]
+    translate: Fraction
+    scale: Fraction
+    layers: Annotated[list[Any], Field(min_length=1)]  # checked layer by layer by digits.nn.build
+
+
+class KNN(_Section):
+    transforms: list[Any]  # checked by digits.features
+    n_neighbors: Positive
+    weights: Literal["uniform", "distance"]
+    metric: Literal["euclidean", "cosine"]
+    batch_size: Positive
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]]
+
+
+class ResNetProfile(_Section):
+    arch: Literal["resnet18", "resnet34", "resnet50"]
+    stem: Literal["stock", "mid", "small"]
+    epochs: Positive
+    batch_size: Positive
+    optimizer: Literal["adamw", "sgd"]
+    lr: Annotated[float, Field(gt=0)]
+    weight_decay: Annotated[float, Field(ge=0)]
+    schedule: Literal["onecycle", "cosine"]
+    label_smoothing: Fraction
+    degrees: Annotated[float, Field(ge=0, le=180)]
+    translate: Fraction
+    scale: Fraction
+
+
+class ResNet(_Section):
+    profile: str
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    weights: str
+    seed: Seed
+    resume: bool
+    profiles: Annotated[dict[str, ResNetProfile], Field(min_length=1)]
+
+
+class Ensemble(_Section):
+    members: Annotated[list[Model], Field(min_length=1)]
+    weights: Union[Literal["fit"], list[Annotated[float, Field(ge=0)]]]
+
+
+class Evaluate(_Section):
+    ensemble: Ensemble
+
+
+class Submit(_Section):
+    models: Annotated[list[Literal["cnn", "knn", "resnet", "ensemble"]], Field(min_length=1)]
+    upload: bool
+    model: Literal["cnn", "knn", "resnet", "ensemble"]
+    wait_seconds: Annotated[int, Field(ge=0)]
+
+
+class Params(_Section):
+    data: Data
+    split: Split
+    cnn: CNN
+    knn: KNN
+    resnet: ResNet
+    evaluate: Evaluate
+    submit: Submit
+
+
+def load(path: str | Path = "params.yaml") -> dict:
+    """Read and check params.yaml; returns it as plain dicts and lists."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: no such file; run the stage from the project root") from None
+    except yaml.YAMLError as e:
+        raise DigitsError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
+    check(raw, str(path))
+    return raw
+
+
+def check(raw: dict, name: str = "params.yaml") -> None:
+    """Raise a one-line DigitsError for the first key of `raw` that breaks the schema."""
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as e:
+        raise DigitsError(f"{name}: {_describe(e.errors()[0])}") from None
+    if params.resnet.profile not in params.resnet.profiles:
+        raise DigitsError(f"{name}: resnet.profile: found {params.resnet.profile!r}, "
+                          f"expected one of {', '.join(params.resnet.profiles)}")
+    weights = params.evaluate.ensemble.weights
+    if weights != "fit" and len(weights) != len(params.evaluate.ensemble.members):
+        raise DigitsError(f"{name}: evaluate.ensemble.weights: found {len(weights)} numbers, expected one per "
+                          f"member ({len(params.evaluate.ensemble.members)}) or 'fit'")
+
+
+def _describe(error: dict) -> str:
+    """One line for one pydantic error: the dotted key, what was found, what is allowed."""
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
+    if error["type"] == "extra_forbidden":
+        section = _model_at(error["loc"][:-1])
+        allowed = ", ".join(section.model_fields) if section else "none"
+        return f"{key}: unknown key; allowed here: {allowed}"
+    if error["type"] == "missing":
+        return f"{key}: missing; add it (see the README for its meaning)"
+    expected = error["msg"].replace("Input should be", "expected").replace("Input", "expected")
+    return f"{key}: found {error['input']!r}, {expected}"
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The schema class found by following `loc` (field names; dict keys are skipped) from Params."""
+    model: Any = Params
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            continue  # a dict key such as a profile's name
+        annotation = field.annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None

@@ -1,0 +1,59 @@
+"""params.yaml is checked before any work: the shipped file passes, each kind of mistake gets one line."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from digits import params
+from digits.errors import DigitsError
+
+SHIPPED = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+
+
+def broken(change):
+    raw = copy.deepcopy(SHIPPED)
+    change(raw)
+    return raw
+
+
+def test_the_shipped_params_pass():
+    params.check(SHIPPED)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["cnn"].update(epoch=3), r"^p\.yaml: cnn\.epoch: unknown key; allowed here: seed, dtype, epochs,"),
+    (lambda r: r["cnn"].update(epochs=-1), r"^p\.yaml: cnn\.epochs: found -1, expected greater than or equal to 1$"),
+    (lambda r: r["cnn"].update(epochs="10"), r"cnn\.epochs: found '10', expected a valid integer"),
+    (lambda r: r["split"].update(val_fraction=1.0), r"split\.val_fraction: found 1\.0, expected less than 1"),
+    (lambda r: r["knn"].update(weights="gaussian"), r"knn\.weights: found 'gaussian', expected 'uniform' or 'distance'"),
+    (lambda r: r["resnet"]["profiles"]["cpu"].update(epoch=3), r"resnet\.profiles\.cpu\.epoch: unknown key"),
+    (lambda r: r["resnet"].update(profile="tpu"), r"resnet\.profile: found 'tpu', expected one of cpu, gpu"),
+    (lambda r: r["evaluate"]["ensemble"].update(members=["cnn", "svm"]),
+     r"evaluate\.ensemble\.members\[1\]: found 'svm', expected 'cnn', 'knn' or 'resnet'"),
+    (lambda r: r["evaluate"]["ensemble"].update(weights=[1, 2]), r"found 2 numbers, expected one per member \(3\)"),
+    (lambda r: r["submit"].update(upload="yes"), r"submit\.upload: found 'yes', expected a valid boolean"),
+    (lambda r: r["data"].pop("source"), r"data\.source: missing"),
+    (lambda r: r.update(trian={}), r"^p\.yaml: trian: unknown key; allowed here: data, split, cnn"),
+])
+def test_each_mistake_is_named_in_one_line(change, message):
+    with pytest.raises(DigitsError, match=message) as err:
+        params.check(broken(change), "p.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_a_stage_refuses_bad_params_before_any_work(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(broken(lambda r: r["cnn"].update(epoch=3))))
+    result = subprocess.run([sys.executable, "-m", "digits.stages.download"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("download: error: params.yaml: cnn.epoch: unknown key")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_invalid_yaml_is_named(tmp_path):
+    (tmp_path / "params.yaml").write_text("cnn: [unclosed\n")
+    with pytest.raises(DigitsError, match=r"params\.yaml: not valid YAML"):
+        params.load(tmp_path / "params.yaml")
