@@ -1,18 +1,38 @@
-"""Brute-force k-nearest-neighbour classifier in numpy with a scikit-learn style interface."""
+"""Brute-force k-nearest neighbours in numpy: the classifier, the image model built on it, its file, its grid search.
+
+`KNNClassifier` works on feature rows with scikit-learn's manners. `KNNModel` puts the image
+transforms of `digits.features` in front of it; `save`/`load` keep both in one `.npz` of plain
+arrays; `grid_search` scores combinations of settings on a validation split.
+"""
+
+import itertools
+import json
+import zipfile
 
 import numpy as np
 
 from digits.errors import DigitsError
+from digits.features import Transforms
+from digits.io import atomic_path
+from digits.progress import progress
 
 WEIGHTS = ("uniform", "distance")
+METRICS = ("euclidean", "cosine")
+_U = 2.0 ** -24  # unit roundoff of float32
 
 
 class KNNClassifier:
-    """k-NN on Euclidean distance; squared distances come from a float32 GEMM, `batch_size` query rows at a time."""
+    """k-NN on Euclidean or cosine (1 - cos) distance, `batch_size` query rows at a time.
 
-    def __init__(self, n_neighbors=5, weights="uniform", batch_size=1024):
+    Inputs are converted to float32. Memory: the training rows, their layout for the GEMM (at most
+    one more copy; two for cosine) and batch_size x training rows x 4 bytes for the keys of a
+    batch. See `_Index` for how the neighbours are found.
+    """
+
+    def __init__(self, n_neighbors=5, weights="uniform", metric="euclidean", batch_size=1024):
         self.n_neighbors = n_neighbors
         self.weights = weights
+        self.metric = metric
         self.batch_size = batch_size
 
     def fit(self, X, y):
@@ -21,32 +41,33 @@ class KNNClassifier:
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise DigitsError(f"Expected y of shape ({len(X)},) to match X, but got shape {y.shape}")
-        if self.weights not in WEIGHTS:
-            raise DigitsError(f"Expected weights in {WEIGHTS}, but got {self.weights!r}")
+        _check_choice(self.weights, WEIGHTS, "weights")
+        _check_choice(self.metric, METRICS, "metric")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise DigitsError(f"Expected an integer batch_size >= 1, but got {self.batch_size!r}")
         _check_k(self.n_neighbors, len(X))
         self.classes_, self.y_codes_ = np.unique(y, return_inverse=True)
         self.X_fit_ = X
-        self.sq_norms_ = np.einsum("ij,ij->i", X, X)
+        self.index_ = _Index(_scaled(X, self.metric), self.metric)
         return self
 
     def kneighbors(self, X, n_neighbors=None, return_distance=True):
         """Distances (M, k) float32 and training indices (M, k) of each query row's k nearest neighbours.
 
-        Neighbours are the k smallest under the order (distance, training index): nearest first, and equal
-        distances, including ties for the last place, go to the lower training index. Returns only the
-        indices when return_distance is False.
+        Neighbours are the k smallest under the order (distance, training index): nearest first, and
+        equal distances, including ties for the last place, go to the lower training index. Distances
+        are exact up to float64 rounding of the float32 inputs, so the result does not depend on
+        batch_size or on how the BLAS blocks its products. Cosine distance is 1 when either row is
+        zero, as in scikit-learn. Returns only the indices when return_distance is False.
         """
         X = self._check_query(X)
         k = self.n_neighbors if n_neighbors is None else n_neighbors
         _check_k(k, len(self.X_fit_))
         distances = np.empty((len(X), k), np.float32)
         indices = np.empty((len(X), k), np.intp)
-        for start in range(0, len(X), self.batch_size):
+        for start in progress(range(0, len(X), self.batch_size), "k-NN search", unit="batch"):
             rows = slice(start, start + self.batch_size)
-            distances[rows], indices[rows] = _smallest(self._sq_distances(X[rows]), k)
-        np.sqrt(distances, out=distances)
+            distances[rows], indices[rows] = self.index_.nearest(X[rows], k)
         return (distances, indices) if return_distance else indices
 
     def predict_proba(self, X):
@@ -54,8 +75,17 @@ class KNNClassifier:
 
         With distance weights, a query at distance 0 from some training rows takes its votes from those rows only.
         """
-        distances, indices = self.kneighbors(X)
-        if self.weights == "uniform":
+        return self.proba_from_neighbors(*self.kneighbors(X))
+
+    def proba_from_neighbors(self, distances, indices, weights=None):
+        """Class probabilities (M, n_classes) from neighbours (M, k) that `kneighbors` returned.
+
+        `weights` overrides the estimator's, so that one search with the largest k serves a grid of k
+        (pass the first k columns) and weights.
+        """
+        weights = self.weights if weights is None else weights
+        _check_choice(weights, WEIGHTS, "weights")
+        if weights == "uniform":
             votes = np.ones(distances.shape)
         else:
             exact = distances == 0
@@ -76,42 +106,263 @@ class KNNClassifier:
         return self.classes_[proba.argmax(axis=1)]
 
     def _check_query(self, X):
-        """Query rows as float32 (M, D), checked against the fitted width."""
+        """Query rows as float32 (M, D), checked against the fitted width and scaled like the training rows."""
         if not hasattr(self, "X_fit_"):
             raise DigitsError("This KNNClassifier is not fitted yet; call fit(X, y) first")
         X = _as_matrix(X, "X")
         if X.shape[1] != self.X_fit_.shape[1]:
             raise DigitsError(f"Expected X with {self.X_fit_.shape[1]} features as in fit, but got {X.shape[1]}")
-        return X
-
-    def _sq_distances(self, X):
-        """Squared distances (m, N) from query rows X (m, D) to every training row, clipped at 0."""
-        sq = X @ self.X_fit_.T
-        sq *= -2
-        sq += np.einsum("ij,ij->i", X, X)[:, None]
-        sq += self.sq_norms_
-        return np.maximum(sq, 0, out=sq)
+        return _scaled(X, self.metric)
 
 
-def _smallest(values, k):
-    """Values (m, k) and columns (m, k) of each row's k smallest entries, ordered by (value, column)."""
-    cols = np.argpartition(values, k - 1, axis=1)[:, :k]
-    kth = np.take_along_axis(values, cols, axis=1).max(axis=1)
-    # argpartition picks arbitrarily among entries tied for the k-th place; redo those rows by column order.
-    for i in np.flatnonzero(np.count_nonzero(values <= kth[:, None], axis=1) > k):
-        candidates = np.flatnonzero(values[i] <= kth[i])
-        cols[i] = candidates[np.argsort(values[i, candidates], kind="stable")[:k]]
-    picked = np.take_along_axis(values, cols, axis=1)
-    order = np.lexsort((cols, picked), axis=1)
-    return np.take_along_axis(picked, order, axis=1), np.take_along_axis(cols, order, axis=1)
+class _Index:
+    """The training rows arranged for finding the k nearest of a batch of query rows.
+
+    1. Keys: a float32 GEMM of [-2x, 1] against [y, |y|^2] (euclidean) or [y, 0] (cosine, on unit
+       rows) gives |y|^2 - 2x.y, ordered like the distance to x. Columns that are zero in every
+       training row add nothing to x.y and are left out. When some columns are non-zero in few
+       training rows (the pixels near the border), those rows go first and get a GEMM over every used
+       column, and the other rows a GEMM over the common columns only; `_split` picks the split that
+       multiplies the fewest numbers.
+    2. Candidates without sorting rows: training row j belongs to group j mod G, G about GROUPS (N when
+       smaller; every row its own group when k > G), so that the minimum over each group is one pass
+       over the keys in long contiguous runs. The k smallest group minima are keys of k distinct rows,
+       so the k-th smallest key is at most the k-th smallest group minimum t. A float32 key is within
+       `err` of its exact value (err bounds the rounding of a dot product of the used columns), so
+       each of the true k nearest has a key <= t + 2 err; only the groups whose minimum passes that
+       limit are read, and only their keys that pass it become candidates.
+    3. Refinement: the candidates' distances are recomputed in float64 from the float32 rows, pair by
+       pair, and the k smallest by (distance, training index) are kept.
+    """
+
+    GROUPS = 2048
+    REFINE_PAIRS = 4096  # candidate pairs refined at once (4096 x D x 8 bytes)
+
+    def __init__(self, X, metric):
+        n = len(X)
+        self.X, self.metric = X, metric
+        counts = np.count_nonzero(X, axis=0)
+        self.used, self.common, first = _split(X, counts)
+        self.order = np.concatenate([first, np.setdiff1d(np.arange(n), first)])  # position -> training index
+        self.n_first = len(first)
+        sq_norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        offsets = sq_norms if metric == "euclidean" else np.zeros(n)
+        self.groups = -(-n // -(-n // self.GROUPS))  # at most GROUPS, with fewer than n / GROUPS padding rows
+        # Rows [y, offset]: the first rows over the used columns, the rest over the common ones, then
+        # padding rows (to a whole number of groups) with an infinite key, never candidates.
+        self.first_rows = np.column_stack([X[first][:, self.used], offsets[first]]).astype(np.float32)
+        rest = self.order[self.n_first:]
+        self.rest_rows = np.zeros((-(-n // self.groups) * self.groups - self.n_first, len(self.common) + 1),
+                                  np.float32)
+        self.rest_rows[:len(rest), :-1] = X[rest][:, self.common]
+        self.rest_rows[:len(rest), -1] = offsets[rest]
+        self.rest_rows[len(rest):, -1] = np.inf
+        max_norm, max_offset = np.sqrt(sq_norms.max(initial=0.0)), offsets.max(initial=0.0)
+        terms = len(self.used) + 3
+        gamma = terms * _U / (1 - terms * _U)
+        # err(x) = err_scale |x| + err_base bounds |computed key - exact key| for query row x.
+        self.err_scale = gamma * 2 * max_norm
+        self.err_base = gamma * max_offset + _U * max_offset
+
+    def nearest(self, X, k):
+        """Distances (m, k) float32 and indices (m, k) of the k nearest training rows of query rows X (m, D)."""
+        m = len(X)
+        keys = np.empty((m, self.n_first + len(self.rest_rows)), np.float32)
+        for columns, rows, out in ((self.used, self.first_rows, keys[:, :self.n_first]),
+                                   (self.common, self.rest_rows, keys[:, self.n_first:])):
+            query = np.empty((m, len(columns) + 1), np.float32)
+            np.multiply(X[:, columns], -2, out=query[:, :-1])
+            query[:, -1] = 1
+            np.matmul(query, rows.T, out=out)
+        groups = self.groups if k <= self.groups else keys.shape[1]
+        group_min = keys.reshape(m, -1, groups).min(axis=1)
+        kth = np.partition(group_min, k - 1, axis=1)[:, k - 1].astype(np.float64)
+        limit = kth + 2 * (self.err_scale * np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64)) + self.err_base)
+        rows, hit_groups = np.nonzero(group_min <= limit[:, None])
+        positions = hit_groups[:, None] + groups * np.arange(keys.shape[1] // groups)
+        pair, slot = np.nonzero(keys[rows[:, None], positions] <= limit[rows, None])
+        cand_rows, cand_cols = rows[pair], self.order[positions[pair, slot]]
+        dist = np.empty(len(cand_rows))
+        for start in range(0, len(cand_rows), self.REFINE_PAIRS):
+            part = slice(start, start + self.REFINE_PAIRS)
+            x, y = X[cand_rows[part]].astype(np.float64), self.X[cand_cols[part]]
+            if self.metric == "euclidean":
+                x -= y
+                dist[part] = np.sqrt(np.einsum("ij,ij->i", x, x))
+            else:
+                dist[part] = np.clip(1 - np.einsum("ij,ij->i", x, y.astype(np.float64)), 0, 2)
+        order = np.lexsort((cand_cols, dist, cand_rows))
+        first = np.concatenate(([0], np.cumsum(np.bincount(cand_rows, minlength=m))[:-1]))
+        take = order[first[:, None] + np.arange(k)]
+        return dist[take].astype(np.float32), cand_cols[take]
+
+
+def _split(X, counts, block=4096):
+    """Used columns, common columns and first rows of the split of training rows X (N, D) that
+    multiplies the fewest numbers per query: first rows x used columns + other rows x common columns.
+
+    counts (D,) are the non-zero counts of X's columns. A column is common when its count exceeds a
+    threshold t, and a row goes first when it is non-zero in a column that is not common; t runs over
+    0 (no split) and the counts themselves.
+    """
+    used = counts > 0
+    # Per row, the smallest count among its non-zero columns (inf for a zero row).
+    rarest = np.concatenate([np.where(X[i:i + block] != 0, counts, np.inf).min(axis=1, initial=np.inf)
+                             for i in range(0, len(X), block)])
+    thresholds = np.concatenate([[0], np.unique(counts[used])])
+    n_first = np.searchsorted(np.sort(rarest), thresholds, side="right")
+    n_common = np.count_nonzero(used) - np.searchsorted(np.sort(counts[used]), thresholds, side="right")
+    t = thresholds[np.argmin(n_first * (np.count_nonzero(used) + 1) + (len(X) - n_first) * (n_common + 1))]
+    return np.flatnonzero(used), np.flatnonzero(counts > t), np.flatnonzero(rarest <= t)
+
+
+class KNNModel:
+    """Image transforms followed by a fitted KNNClassifier: uint8 images (N, 28, 28) in, digit probabilities out."""
+
+    def __init__(self, transforms, classifier):
+        self.transforms = transforms
+        self.classifier = classifier
+
+    def predict_proba(self, images):
+        """Probabilities float64 (N, 10) over digits 0-9, zero for a digit absent from the training labels."""
+        proba = np.zeros((len(images), 10))
+        proba[:, self.classifier.classes_] = self.classifier.predict_proba(self.transforms.transform(images))
+        return proba
+
+
+def fit_model(images, labels, settings):
+    """A KNNModel fitted on uint8 images (N, 28, 28) and labels (N,) with the `knn` params `settings`
+    (transforms, n_neighbors, weights, metric, batch_size)."""
+    transforms = Transforms(settings["transforms"])
+    classifier = KNNClassifier(settings["n_neighbors"], settings["weights"], settings["metric"], settings["batch_size"])
+    return KNNModel(transforms, classifier.fit(transforms.fit_transform(images), labels))
+
+
+_HEADER_KEY = "__knn__"
+_SETTINGS = ("n_neighbors", "weights", "metric", "batch_size")
+
+
+def save(path, model):
+    """Write a KNNModel to one `.npz` of plain arrays, atomically: a JSON header (the transforms' spec,
+    the classifier's settings), the transforms' fitted arrays, the training features and labels."""
+    clf = model.classifier
+    header = {"transforms": model.transforms.spec, **{key: getattr(clf, key) for key in _SETTINGS}}
+    arrays = {f"transform.{key}": value for key, value in model.transforms.arrays().items()}
+    arrays.update({_HEADER_KEY: np.array(json.dumps(header)), "features": clf.X_fit_,
+                   "labels": clf.classes_[clf.y_codes_]})
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def load(path):
+    """The KNNModel that `save` wrote to `path`, ready to `predict_proba` uint8 images."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        raise DigitsError(f"{path}: cannot read the k-NN model file ({err})") from None
+    try:
+        header = json.loads(str(arrays.pop(_HEADER_KEY)))
+        settings = {key: header[key] for key in ("transforms", *_SETTINGS)}
+        features, labels = arrays.pop("features"), arrays.pop("labels")
+    except (KeyError, TypeError, ValueError) as err:
+        raise DigitsError(f"{path}: not a k-NN model file (missing or bad {err})") from None
+    fitted = {key.removeprefix("transform."): value for key, value in arrays.items()}
+    try:
+        transforms = Transforms.from_arrays(settings["transforms"], fitted)
+        classifier = KNNClassifier(*(settings[key] for key in _SETTINGS)).fit(features, labels)
+    except DigitsError as err:
+        raise DigitsError(f"{path}: {err}") from None
+    return KNNModel(transforms, classifier)
+
+
+GRID_KEYS = ("metric", "pca.n_components", "n_neighbors", "weights")
+
+
+def grid_search(train, val, settings, grid):
+    """Validation accuracy of every combination of the values in `grid`, each replacing its `knn` setting.
+
+    train, val: (uint8 images (N, 28, 28), labels (N,)). grid: {key: [values]} with keys from
+    GRID_KEYS (empty: only `settings` itself). One transform fit serves every PCA size (the first n
+    components of the largest fit are the fit with n) and one search with the largest k serves every
+    k and weights. Returns the rows [{key: value, ..., "val_accuracy": a}] in the order of
+    itertools.product over the grid, the best row (ties: the first) and `settings` updated with it.
+    """
+    unknown = [key for key in grid if key not in GRID_KEYS]
+    if unknown:
+        raise DigitsError(f"knn.grid: unknown key {unknown[0]!r}, expected keys among {', '.join(GRID_KEYS)}")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise DigitsError(f"knn.grid.{key}: expected a non-empty list of values, got {values!r}")
+    choices = {key: grid.get(key, [_setting(settings, key)]) for key in GRID_KEYS}
+    sizes = choices["pca.n_components"]
+    transforms = Transforms(_with(settings, "pca.n_components", max(sizes))["transforms"])
+    train_x, val_x = transforms.fit_transform(train[0]), transforms.transform(val[0])
+    accuracy = {}
+    for metric, size in itertools.product(choices["metric"], sizes):
+        cols = slice(None) if size is None else slice(size)
+        clf = KNNClassifier(max(choices["n_neighbors"]), metric=metric, batch_size=settings["batch_size"])
+        distances, indices = clf.fit(train_x[:, cols], train[1]).kneighbors(val_x[:, cols])
+        for k, weights in itertools.product(choices["n_neighbors"], choices["weights"]):
+            predicted = clf.classes_[clf.proba_from_neighbors(distances[:, :k], indices[:, :k], weights).argmax(axis=1)]
+            accuracy[metric, size, k, weights] = float((predicted == val[1]).mean())
+    rows = []
+    for combination in itertools.product(*(grid[key] for key in grid)):
+        chosen = dict(zip(grid, combination))
+        key = tuple(chosen.get(name, _setting(settings, name)) for name in GRID_KEYS)
+        rows.append({**chosen, "val_accuracy": round(accuracy[key], 6)})
+    best = rows[max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))]
+    chosen = settings
+    for key in grid:
+        chosen = _with(chosen, key, best[key])
+    return rows, best, chosen
+
+
+def _setting(settings, key):
+    """A grid key's value in `settings`; "pca.n_components" is None when there is no pca step."""
+    if key != "pca.n_components":
+        return settings[key]
+    steps = [item["pca"] for item in settings["transforms"] if isinstance(item, dict) and "pca" in item]
+    return steps[0].get("n_components") if steps else None
+
+
+def _with(settings, key, value):
+    """A copy of `settings` with grid key `key` set to `value`."""
+    if key != "pca.n_components":
+        return {**settings, key: value}
+    if value is None:
+        return settings
+    if _setting(settings, key) is None:
+        raise DigitsError("knn.grid: pca.n_components is searched, but knn.transforms has no pca step")
+    spec = [{"pca": {**item["pca"], "n_components": value}} if isinstance(item, dict) and "pca" in item else item
+            for item in settings["transforms"]]
+    return {**settings, "transforms": spec}
 
 
 def _as_matrix(X, name):
-    """X as a C-contiguous float32 array (M, D)."""
+    """X as a C-contiguous float32 array (M, D) of finite values."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     if X.ndim != 2:
         raise DigitsError(f"Expected {name} as a 2-D array (samples, features), but got shape {X.shape}")
+    if not np.isfinite(X).all():
+        row, col = np.argwhere(~np.isfinite(X))[0]
+        raise DigitsError(f"Expected finite values in {name}, but got {X[row, col]} at row {row}, column {col}")
     return X
+
+
+def _scaled(X, metric):
+    """Rows scaled to unit length for the cosine metric (zero rows stay zero); X itself for euclidean."""
+    if metric == "euclidean":
+        return X
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+    return (X / np.where(norms == 0, 1.0, norms)[:, None]).astype(np.float32)
+
+
+def _check_choice(value, allowed, name):
+    if value not in allowed:
+        raise DigitsError(f"Expected {name} in {allowed}, but got {value!r}")
 
 
 def _is_int(value):

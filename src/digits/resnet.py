@@ -221,7 +221,7 @@ def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume
     writes `checkpoint` (when given) so that `resume=True` continues an interrupted run to the
     same weights an uninterrupted one reaches.
     """
-    images = _images(x)
+    images, device = _images(x), torch.device(device)
     labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
     if labels.shape != (len(images),):
         raise DigitsError(f"Expected labels of shape ({len(images)},) to match the images, but got {tuple(labels.shape)}")
@@ -326,7 +326,7 @@ def _resume(path, model, optimizer, scheduler, fingerprint):
 
 def predict_proba(model, x, *, device, batch_size=512):
     """Class probabilities (N, num_classes) float32 for uint8 images x (N, 28, 28)."""
-    images = _images(x)
+    images, device = _images(x), torch.device(device)
     proba = np.empty((len(images), model.fc.out_features), np.float32)
     model.to(device).eval()
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):

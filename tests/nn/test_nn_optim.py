@@ -1,11 +1,11 @@
-"""SGD, Adam and StepLR follow torch.optim step by step on the same parameters and gradients."""
+"""SGD, Adam, AdamW and the schedules follow torch.optim step by step on the same parameters and gradients."""
 
 import numpy as np
 import pytest
 import torch
 
 from digits.errors import DigitsError
-from digits.nn import SGD, Adam, StepLR
+from digits.nn import SGD, Adam, AdamW, CosineLR, OneCycleLR, StepLR
 
 SHAPES = [(3, 4), (5,)]
 STEPS = 5
@@ -37,12 +37,13 @@ def assert_same_history(history):
 
 
 @pytest.mark.parametrize(
-    "momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.0, 0.01), (0.8, 0.05)],
+    "momentum, nesterov, weight_decay",
+    [(0.0, False, 0.0), (0.9, False, 0.0), (0.0, False, 0.01), (0.8, False, 0.05), (0.9, True, 0.0), (0.7, True, 0.02)],
 )
-def test_sgd_matches_torch(momentum, weight_decay):
+def test_sgd_matches_torch(momentum, nesterov, weight_decay):
     history = run_both(
-        lambda ps: SGD(ps, lr=0.1, momentum=momentum, weight_decay=weight_decay),
-        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=momentum, weight_decay=weight_decay),
+        lambda ps: SGD(ps, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay),
     )
     assert_same_history(history)
     assert not np.allclose(history[0][0][0], history[-1][0][0])
@@ -59,19 +60,67 @@ def test_adam_matches_torch(betas, eps, weight_decay):
     assert_same_history(history)
 
 
-def test_steplr_matches_torch_and_drives_the_update():
+@pytest.mark.parametrize("betas, eps, weight_decay", [((0.9, 0.999), 1e-8, 0.01), ((0.8, 0.99), 1e-6, 0.3)])
+def test_adamw_matches_torch(betas, eps, weight_decay):
+    history = run_both(
+        lambda ps: AdamW(ps, lr=0.01, betas=betas, eps=eps, weight_decay=weight_decay),
+        lambda ps: torch.optim.AdamW(ps, lr=0.01, betas=betas, eps=eps, weight_decay=weight_decay),
+    )
+    assert_same_history(history)
+
+
+def test_adamw_decay_is_decoupled_from_the_gradient():
+    """With a zero gradient Adam's step is zero, so AdamW only shrinks the weights, by lr * weight_decay."""
+    param = np.ones(3)
+    optimizer = AdamW([("p", param, np.zeros(3))], lr=0.1, weight_decay=0.5)
+    optimizer.step()
+    np.testing.assert_allclose(param, 0.95)
+
+
+@pytest.mark.parametrize(
+    "make_ours, make_torch, steps",
+    [
+        (lambda o: StepLR(o, step_size=3, gamma=0.4),
+         lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.4), 10),
+        (lambda o: CosineLR(o, total_steps=12),
+         lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=12), 12),
+        (lambda o: CosineLR(o, total_steps=7, min_lr=0.01),
+         lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=7, eta_min=0.01), 7),
+        (lambda o: OneCycleLR(o, total_steps=20),
+         lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=20, cycle_momentum=False), 20),
+        (lambda o: OneCycleLR(o, total_steps=50, warmup=0.1, div_factor=10, final_div_factor=100),
+         lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=50, pct_start=0.1, div_factor=10,
+                                                       final_div_factor=100, cycle_momentum=False), 50),
+    ],
+    ids=["step", "cosine", "cosine-min", "onecycle", "onecycle-short-warmup"],
+)
+def test_schedules_match_torch_step_by_step(make_ours, make_torch, steps):
     ours = SGD([("p", np.zeros(2), np.zeros(2))], lr=0.1)
-    scheduler = StepLR(ours, step_size=3, gamma=0.5)
+    schedule = make_ours(ours)
     torch_optimizer = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
-    torch_scheduler = torch.optim.lr_scheduler.StepLR(torch_optimizer, step_size=3, gamma=0.5)
-    lrs = []
-    for _ in range(8):
+    torch_schedule = make_torch(torch_optimizer)
+    lrs = [ours.lr]
+    assert ours.lr == pytest.approx(torch_optimizer.param_groups[0]["lr"], rel=1e-12)
+    for step in range(steps):
         torch_optimizer.step()
-        scheduler.step()
-        torch_scheduler.step()
-        assert ours.lr == pytest.approx(torch_optimizer.param_groups[0]["lr"], rel=1e-12)
+        schedule.step()
+        torch_schedule.step()
+        assert ours.lr == pytest.approx(torch_optimizer.param_groups[0]["lr"], rel=1e-9), f"step {step + 1}"
         lrs.append(ours.lr)
-    assert lrs[:3] == pytest.approx([0.1, 0.1, 0.05])
+    assert len(set(lrs)) > 2  # the rate did move
+
+
+def test_one_cycle_warms_up_to_the_base_lr_then_anneals_far_below():
+    optimizer = SGD([("p", np.zeros(1), np.zeros(1))], lr=0.2)
+    schedule = OneCycleLR(optimizer, total_steps=100, warmup=0.25)
+    lrs = [optimizer.lr]
+    for _ in range(99):
+        schedule.step()
+        lrs.append(optimizer.lr)
+    assert lrs[0] == pytest.approx(0.2 / 25)
+    assert max(lrs) == pytest.approx(0.2) and int(np.argmax(lrs)) == 24
+    assert np.all(np.diff(lrs[:25]) > 0) and np.all(np.diff(lrs[24:]) < 0)
+    assert lrs[-1] == pytest.approx(0.2 / 25 / 1e4)
 
 
 def test_sgd_step_uses_the_scheduled_lr():
@@ -84,8 +133,8 @@ def test_sgd_step_uses_the_scheduled_lr():
 
 def test_optimizers_keep_float32_params_float32():
     param, grad = np.ones(4, dtype=np.float32), np.full(4, 0.5, dtype=np.float32)
-    for optimizer in (SGD([("p", param, grad)], lr=0.1, momentum=0.9, weight_decay=0.01),
-                      Adam([("p", param, grad)], weight_decay=0.01)):
+    for optimizer in (SGD([("p", param, grad)], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+                      Adam([("p", param, grad)], weight_decay=0.01), AdamW([("p", param, grad)])):
         optimizer.step()
         assert param.dtype == np.float32
         assert np.all(param < 1)
@@ -101,6 +150,14 @@ def test_optimizers_keep_float32_params_float32():
         lambda: Adam([], eps=-1e-8),
         lambda: StepLR(SGD([], lr=0.1), step_size=0, gamma=0.5),
         lambda: StepLR(SGD([], lr=0.1), step_size=2, gamma=-0.5),
+        lambda: SGD([], lr=0.1, nesterov=True),
+        lambda: SGD([], lr=0.1, momentum=0.9, nesterov="yes"),
+        lambda: AdamW([], weight_decay=-0.1),
+        lambda: Adam([], betas=0.9),
+        lambda: CosineLR(SGD([], lr=0.1), total_steps=0),
+        lambda: OneCycleLR(SGD([], lr=0.1), total_steps=10, warmup=1.0),
+        lambda: OneCycleLR(SGD([], lr=0.1), total_steps=10, warmup=0.05),
+        lambda: OneCycleLR(SGD([], lr=0.1), total_steps=10, div_factor=0.5),
     ],
 )
 def test_bad_settings_raise_digits_error(make):

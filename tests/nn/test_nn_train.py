@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from digits.errors import DigitsError
-from digits.nn import SGD, Adam, build, predict_proba, train_epoch
+from digits.nn import SGD, Adam, AdamW, OneCycleLR, RandomAffine, build, predict_proba, train_epoch
 
 TINY_SPEC = [{"conv2d": {"out_channels": 4, "kernel_size": 3}}, "relu", {"maxpool2d": {"kernel_size": 2}},
              "flatten", {"dropout": {"p": 0.25}}, {"linear": {"out_features": 3}}]
@@ -26,13 +26,22 @@ def toy_data(n, seed):
     return x, y
 
 
+FULL_SPEC = [{"conv2d": {"out_channels": 4, "kernel_size": 3, "padding": 1}}, "batchnorm2d", "relu",
+             {"maxpool2d": {"kernel_size": 2}}, {"conv2d": {"out_channels": 6, "kernel_size": 3, "method": "fft"}},
+             "relu", "flatten", {"dropout": {"p": 0.25}}, {"linear": {"out_features": 3}}]
+
+
 def trained_weights(seed):
-    model = build(TINY_SPEC, input_shape=SHAPE, seed=seed)
-    optimizer = Adam(model.parameters(), lr=0.01)
+    """Weights, buffers and per-epoch results after two epochs with every source of randomness in play."""
+    model = build(FULL_SPEC, input_shape=SHAPE, seed=seed)
+    optimizer = AdamW(model.parameters(), lr=0.01)
+    schedule = OneCycleLR(optimizer, total_steps=8)
     x, y = random_data(50, seed=1)
     rng = np.random.default_rng(seed)
-    results = [train_epoch(model, optimizer, x, y, batch_size=16, rng=rng) for _ in range(2)]
-    return [param.copy() for _, param, _ in model.parameters()], results
+    results = [train_epoch(model, optimizer, x, y, batch_size=16, rng=rng, schedule=schedule,
+                           augment=RandomAffine(10, 0.1, 0.1), label_smoothing=0.1) for _ in range(2)]
+    state = [param.copy() for _, param, _ in model.parameters()] + [value.copy() for _, value in model.buffers()]
+    return state, results
 
 
 def test_same_seed_gives_bitwise_identical_training():
@@ -57,6 +66,38 @@ def test_training_on_a_separable_toy_problem_lowers_the_loss(make_optimizer):
     assert history[-1][1] > 0.9
     x_test, y_test = toy_data(200, seed=3)
     assert (predict_proba(model, x_test).argmax(axis=1) == y_test).mean() > 0.9
+
+
+def test_augmentation_and_schedule_run_per_batch_in_training_only():
+    seen = []
+
+    def augment(batch, rng):
+        seen.append(len(batch))
+        return batch[:, :, ::-1].copy()
+
+    class CountingSchedule:
+        steps = 0
+
+        def step(self):
+            self.steps += 1
+
+    model = build(TINY_SPEC, input_shape=SHAPE, seed=0)
+    x, y = random_data(40, seed=2)
+    schedule = CountingSchedule()
+    train_epoch(model, SGD(model.parameters(), lr=0.1), x, y, batch_size=16, rng=np.random.default_rng(0),
+                schedule=schedule, augment=augment)
+    assert seen == [16, 16, 8] and schedule.steps == 3
+    predict_proba(model, x)
+    assert len(seen) == 3
+
+
+def test_float64_network_trains_in_float64():
+    model = build(FULL_SPEC, input_shape=SHAPE, seed=0, dtype=np.float64)
+    x, y = toy_data(64, seed=3)
+    train_epoch(model, Adam(model.parameters(), lr=0.01), x.astype(np.float64), y, batch_size=16,
+                rng=np.random.default_rng(0), augment=RandomAffine(5))
+    assert all(param.dtype == np.float64 for _, param, _ in model.parameters())
+    assert predict_proba(model, x.astype(np.float64)).dtype == np.float32  # the documented output type
 
 
 def test_train_epoch_returns_batch_weighted_mean_loss_and_accuracy():
@@ -86,7 +127,8 @@ class RecordingModel:
         self.batches.append(ids)
         return np.eye(3, dtype=np.float32)[ids % 3] * 10
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad=True):
+        assert not input_grad  # training never needs the gradient w.r.t. the images
         self.backward_calls += 1
 
 

@@ -8,39 +8,72 @@ import numpy as np
 
 from digits.errors import DigitsError
 from digits.io import atomic_path
-from digits.nn.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
+from digits.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from digits.nn.conv import Conv2d
+from digits.nn.layers import Dropout, Flatten, Linear
+from digits.nn.norm import BatchNorm1d, BatchNorm2d
+from digits.nn.parallel import one_blas_thread
+from digits.nn.pooling import AvgPool2d, MaxPool2d
 
 # spec name -> (layer class, constructor argument inferred from the input shape)
 _LAYERS = {
     "conv2d": (Conv2d, "in_channels"),
-    "dropout": (Dropout, None),
+    "maxpool2d": (MaxPool2d, None),
+    "avgpool2d": (AvgPool2d, None),
+    "batchnorm2d": (BatchNorm2d, "num_features"),
     "flatten": (Flatten, None),
     "linear": (Linear, "in_features"),
-    "maxpool2d": (MaxPool2d, None),
+    "batchnorm1d": (BatchNorm1d, "num_features"),
+    "dropout": (Dropout, None),
     "relu": (ReLU, None),
+    "leakyrelu": (LeakyReLU, None),
+    "sigmoid": (Sigmoid, None),
+    "tanh": (Tanh, None),
 }
 _INJECTED = {"rng", "dtype"}
 _HEADER_KEY = "__model__"
 
 
 class Sequential:
-    """Layers applied in order; ``backward`` runs them in reverse."""
+    """Layers applied in order; ``backward`` runs them in reverse.
+
+    A ReLU followed by a MaxPool2d runs as the pooling, then the ReLU: the maximum of
+    rectified values is the rectified maximum, and the gradient reaches the same input,
+    so outputs and gradients are unchanged while the ReLU touches a quarter of the values
+    (for 2x2 pooling).
+    """
 
     def __init__(self, layers):
         self.layers = list(layers)
+        self._order = list(range(len(self.layers)))  # the order forward runs the layers in
+        for i in range(len(self.layers) - 1):
+            if type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2d and self._order[i] == i:
+                self._order[i], self._order[i + 1] = i + 1, i
         self.train()
 
     def forward(self, x):
         """Output of the last layer for batch ``x``, e.g. (N, 1, 28, 28) -> (N, 10) logits."""
-        for layer in self.layers:
-            x = layer.forward(x)
+        with one_blas_thread():  # the large products spread over the cores themselves (digits.nn.parallel)
+            for index in self._order:
+                x = self.layers[index].forward(x)
         return x
 
-    def backward(self, dout):
-        """Fill every layer's ``grads`` from the gradient of the last output; return the input gradient."""
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
+    def backward(self, dout, input_grad=True):
+        """Fill every layer's ``grads`` from the gradient of the last output; return the input gradient.
+
+        With ``input_grad=False`` (training) the backward pass stops at the first layer
+        with parameters, which skips its input gradient, and None is returned.
+        """
+        layers = [self.layers[index] for index in self._order]
+        first = 0 if input_grad else next((i for i, layer in enumerate(layers) if layer.params), len(layers))
+        with one_blas_thread():
+            for layer in reversed(layers[first + (not input_grad):]):
+                dout = layer.backward(dout)
+            if input_grad:
+                return dout
+            if first < len(layers):
+                layers[first].backward(dout, input_grad=False)
+        return None
 
     def train(self):
         self.training = True
@@ -56,6 +89,11 @@ class Sequential:
         """(name, param, grad) triples, name like ``"0.weight"`` (layer index, key)."""
         return [(f"{index}.{key}", layer.params[key], layer.grads[key])
                 for index, layer in enumerate(self.layers) for key in layer.params]
+
+    def buffers(self):
+        """(name, array) pairs of the non-trained state (batch-norm running statistics), named like parameters."""
+        return [(f"{index}.{key}", value) for index, layer in enumerate(self.layers)
+                for key, value in layer.buffers.items()]
 
 
 def _parse_item(index, item):
@@ -102,13 +140,16 @@ def build(spec, input_shape=(1, 28, 28), *, seed, dtype=np.float32):
     the arguments are those of the layer classes, less ``in_channels`` and
     ``in_features``, which are inferred from ``input_shape`` (C, H, W).  Arguments
     are always a mapping: ``{"maxpool2d": {"kernel_size": 2}}``, not ``{"maxpool2d": 2}``.  One
-    ``np.random.default_rng(seed)`` draws the initial weights and the dropout masks.
+    ``np.random.default_rng(seed)`` draws the initial weights and the dropout masks; every
+    parameter, gradient and buffer has ``dtype`` (float32 or float64).
     """
     if not isinstance(spec, list) or not spec:
         raise DigitsError(f"the layer spec must be a non-empty list, got {spec!r}")
     if not (isinstance(input_shape, (list, tuple)) and input_shape
             and all(isinstance(size, int) and not isinstance(size, bool) and size >= 1 for size in input_shape)):
         raise DigitsError(f"the input shape must be positive integers like (1, 28, 28), got {input_shape!r}")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise DigitsError(f"the network's dtype must be float32 or float64, got {np.dtype(dtype).name}")
     rng = np.random.default_rng(seed)
     shape = tuple(input_shape)
     layers = []
@@ -122,10 +163,11 @@ def build(spec, input_shape=(1, 28, 28), *, seed, dtype=np.float32):
 def save(model, path, spec, input_shape):
     """Write ``model``'s parameters, its spec and input shape to one ``.npz`` file, atomically.
 
-    Parameters are stored under their ``parameters()`` names; the spec, input shape
-    and dtype as a JSON string, so loading needs no pickle.
+    Parameters and buffers are stored under their ``parameters()`` / ``buffers()`` names;
+    the spec, input shape and dtype as a JSON string, so loading needs no pickle.
     """
     arrays = {name: param for name, param, _ in model.parameters()}
+    arrays.update(model.buffers())
     dtype = next(iter(arrays.values())).dtype.name if arrays else np.dtype(np.float32).name
     header = {"spec": spec, "input_shape": list(input_shape), "dtype": dtype}
     arrays[_HEADER_KEY] = np.array(json.dumps(header))
@@ -155,6 +197,7 @@ def load(path):
     except DigitsError as err:
         raise DigitsError(f"{path}: {err}") from None
     expected = {name: param for name, param, _ in model.parameters()}
+    expected.update(model.buffers())
     if set(arrays) != set(expected):
         raise DigitsError(f"{path}: parameters {sorted(arrays)} do not match the spec, which needs {sorted(expected)}")
     for name, param in expected.items():

@@ -1,7 +1,9 @@
-"""Optimizers and a learning-rate schedule with torch's update rules.
+"""Optimizers with torch's update rules: SGD (momentum, Nesterov, weight decay), Adam, AdamW.
 
 An optimizer takes ``model.parameters()``: (name, param, grad) triples whose
-arrays it keeps; ``step()`` updates every param in place from its current grad.
+arrays it keeps; ``step()`` updates every param in place from its current grad,
+at the learning rate ``lr`` (which a schedule may change between steps).  State
+(momentum buffers, moments) has the parameter's dtype.
 """
 
 import math
@@ -17,22 +19,26 @@ def _check_range(name, value, low, high=None):
     if not (is_number and value >= low and (high is None or value < high)):
         bound = f"in [{low}, {high})" if high is not None else f">= {low}"
         raise DigitsError(f"optimizer setting {name} must be {bound}, got {value!r}")
+    return float(value)
 
 
 class SGD:
-    """Stochastic gradient descent as ``torch.optim.SGD`` (no dampening, no Nesterov).
+    """Stochastic gradient descent as ``torch.optim.SGD`` (no dampening).
 
     With weight decay ``g = grad + weight_decay * param``; with momentum the buffer
-    starts at ``g`` and then becomes ``momentum * buf + g``; ``param -= lr * buf``.
+    starts at ``g`` and then becomes ``momentum * buf + g``, and the step uses ``buf``
+    (or, with ``nesterov``, ``g + momentum * buf``); ``param -= lr * step``.
     """
 
-    def __init__(self, parameters, lr, momentum=0.0, weight_decay=0.0):
-        _check_range("lr", lr, 0.0)
-        _check_range("momentum", momentum, 0.0)
-        _check_range("weight_decay", weight_decay, 0.0)
-        self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
+    def __init__(self, parameters, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.lr = _check_range("lr", lr, 0.0)
+        self.momentum = _check_range("momentum", momentum, 0.0)
+        self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
+        if not isinstance(nesterov, bool):
+            raise DigitsError(f"optimizer setting nesterov must be true or false, got {nesterov!r}")
+        if nesterov and not self.momentum:
+            raise DigitsError("optimizer setting nesterov needs a momentum > 0, got momentum 0")
+        self.nesterov = nesterov
         self._params = [(param, grad) for _, param, grad in parameters]
         self._buffers = [None] * len(self._params)
 
@@ -46,26 +52,30 @@ class SGD:
                 else:
                     buf *= self.momentum
                     buf += g
-                g = buf
+                g = g + self.momentum * buf if self.nesterov else buf
             param -= self.lr * g
 
 
 class Adam:
-    """Adam with bias correction as ``torch.optim.Adam`` (L2 weight decay added to the gradient)."""
+    """Adam with bias correction as ``torch.optim.Adam``; ``weight_decay`` adds L2 to the gradient.
+
+    ``m += (1 - b1) (g - m)``, ``v = b2 v + (1 - b2) g^2``, then
+    ``param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    """
+
+    decoupled = False
 
     def __init__(self, parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        _check_range("lr", lr, 0.0)
-        _check_range("betas[0]", betas[0], 0.0, 1.0)
-        _check_range("betas[1]", betas[1], 0.0, 1.0)
-        _check_range("eps", eps, 0.0)
-        _check_range("weight_decay", weight_decay, 0.0)
-        self.lr = lr
-        self.betas = tuple(betas)
-        self.eps = eps
-        self.weight_decay = weight_decay
+        self.lr = _check_range("lr", lr, 0.0)
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2):
+            raise DigitsError(f"optimizer setting betas must be two numbers, got {betas!r}")
+        self.betas = (_check_range("betas[0]", betas[0], 0.0, 1.0), _check_range("betas[1]", betas[1], 0.0, 1.0))
+        self.eps = _check_range("eps", eps, 0.0)
+        self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
         self._params = [(param, grad) for _, param, grad in parameters]
         self._m = [np.zeros_like(param) for param, _ in self._params]
         self._v = [np.zeros_like(param) for param, _ in self._params]
+        self._scratch = [np.empty_like(param) for param, _ in self._params]
         self._steps = 0
 
     def step(self):
@@ -73,30 +83,30 @@ class Adam:
         beta1, beta2 = self.betas
         step_size = self.lr / (1 - beta1 ** self._steps)
         root_correction2 = math.sqrt(1 - beta2 ** self._steps)
-        for (param, grad), m, v in zip(self._params, self._m, self._v):
-            g = grad + self.weight_decay * param if self.weight_decay else grad
-            m += (1 - beta1) * (g - m)
+        for (param, grad), m, v, tmp in zip(self._params, self._m, self._v, self._scratch):
+            if self.weight_decay and self.decoupled:
+                param *= 1 - self.lr * self.weight_decay
+            g = grad + self.weight_decay * param if self.weight_decay and not self.decoupled else grad
+            np.subtract(g, m, out=tmp)
+            tmp *= 1 - beta1
+            m += tmp
             v *= beta2
-            v += (1 - beta2) * g * g
-            param -= step_size * m / (np.sqrt(v) / root_correction2 + self.eps)
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - beta2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp /= root_correction2
+            tmp += self.eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            param -= tmp
 
 
-class StepLR:
-    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs, as ``torch.optim.lr_scheduler.StepLR``.
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``: ``param *= 1 - lr * weight_decay``
+    before the Adam step, which then sees the plain gradient."""
 
-    Call ``step()`` once per epoch; afterwards ``optimizer.lr == base_lr * gamma ** (epoch // step_size)``.
-    """
+    decoupled = True
 
-    def __init__(self, optimizer, step_size, gamma):
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-            raise DigitsError(f"scheduler step_size must be an integer >= 1, got {step_size!r}")
-        _check_range("gamma", gamma, 0.0)
-        self.optimizer = optimizer
-        self.step_size = step_size
-        self.gamma = gamma
-        self.base_lr = optimizer.lr
-        self.epoch = 0
-
-    def step(self):
-        self.epoch += 1
-        self.optimizer.lr = self.base_lr * self.gamma ** (self.epoch // self.step_size)
+    def __init__(self, parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(parameters, lr, betas, eps, weight_decay)

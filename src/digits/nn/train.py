@@ -6,11 +6,13 @@ from digits.errors import DigitsError
 from digits.nn.losses import softmax, softmax_cross_entropy
 
 
-def train_epoch(model, optimizer, x, y, batch_size, rng):
+def train_epoch(model, optimizer, x, y, batch_size, rng, *, schedule=None, augment=None, label_smoothing=0.0):
     """One pass over (N, C, H, W) float ``x`` and (N,) integer labels ``y`` in minibatches shuffled by ``rng``.
 
-    Puts ``model`` in training mode.  Returns the mean loss over examples (batches
-    weighted by size) and the accuracy of the training-mode predictions.
+    Puts ``model`` in training mode.  Each batch goes through ``augment(batch, rng)``
+    when given; ``schedule.step()`` follows every optimizer step.  Returns the mean
+    loss over examples (batches weighted by size) and the accuracy of the
+    training-mode predictions.
     """
     n = len(x)
     if n == 0 or len(y) != n:
@@ -21,19 +23,23 @@ def train_epoch(model, optimizer, x, y, batch_size, rng):
     correct = 0
     for start in range(0, n, batch_size):
         batch = order[start:start + batch_size]
-        logits = model.forward(x[batch])
-        loss, dlogits = softmax_cross_entropy(logits, y[batch])
-        model.backward(dlogits)
+        images = x[batch] if augment is None else augment(x[batch], rng)
+        logits = model.forward(images)
+        loss, dlogits = softmax_cross_entropy(logits, y[batch], label_smoothing)
+        model.backward(dlogits, input_grad=False)
         optimizer.step()
+        if schedule is not None:
+            schedule.step()
         total_loss += loss * len(batch)
         correct += int(np.count_nonzero(logits.argmax(axis=1) == y[batch]))
     return total_loss / n, correct / n
 
 
-def predict_proba(model, x, batch_size=1000):
+def predict_proba(model, x, batch_size=256):
     """Class probabilities (N, K) float32 for (N, C, H, W) ``x``, computed in eval mode.
 
-    The model's previous mode is restored afterwards.
+    Batches of a few hundred keep each layer's arrays in the processor's cache; the
+    model's previous mode is restored afterwards.
     """
     was_training = model.training
     model.eval()

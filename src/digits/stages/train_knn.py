@@ -1,39 +1,49 @@
-"""Stage `train_knn`: fit the numpy k-NN on the training split; probabilities for validation and test."""
-import numpy as np
+"""Stage `train_knn`: search the k-NN grid on the validation split, fit the best; model, probabilities, metrics."""
+import pandas as pd
 
+from digits import knn
 from digits.data import load_split
-from digits.io import save_npz, write_json
-from digits.knn import KNNClassifier
+from digits.errors import DigitsError
+from digits.io import atomic_path, write_json
 from digits.metrics import scores
 from digits.stages.common import METRICS, MODELS, PREPARED, save_predictions, stage
 
-
-def features(x: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> float32 (N, 784) in [0, 1]."""
-    return x.reshape(len(x), -1).astype(np.float32) / 255.0
-
-
-def class_proba(clf: KNNClassifier, x: np.ndarray) -> np.ndarray:
-    """Probabilities (N, 10) over all ten digits, zero for a digit absent from the training split."""
-    proba = np.zeros((len(x), 10), dtype=np.float32)
-    proba[:, clf.classes_] = clf.predict_proba(features(x))
-    return proba
+SETTINGS = ("transforms", "n_neighbors", "weights", "metric", "batch_size")
 
 
 @stage("train_knn")
 def main(params: dict) -> None:
     p = params["knn"]
+    missing = [key for key in (*SETTINGS, "grid") if key not in p]
+    if missing:
+        raise DigitsError(f"params.yaml: knn.{missing[0]} is missing, expected keys {', '.join((*SETTINGS, 'grid'))}")
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, _ = load_split(PREPARED / "test.npz")
-    clf = KNNClassifier(n_neighbors=p["n_neighbors"], weights=p["weights"], batch_size=p["batch_size"])
-    clf.fit(features(x_train), y_train)
-    val, test = class_proba(clf, x_val), class_proba(clf, x_test)
-    save_npz(MODELS / "knn.npz", x=x_train, y=y_train,
-             n_neighbors=np.int64(p["n_neighbors"]), weights=np.str_(p["weights"]))
+
+    settings = {key: p[key] for key in SETTINGS}
+    grid = p["grid"] or {}
+    if not isinstance(grid, dict):
+        raise DigitsError(f"params.yaml: knn.grid is {grid!r}, expected a mapping from keys to lists of values")
+    rows, best, chosen = knn.grid_search((x_train, y_train), (x_val, y_val), settings, grid)
+    table = pd.DataFrame(rows)
+    table.insert(0, "setting", [_label(row) for row in rows])
+    with atomic_path(METRICS / "knn_grid.csv") as tmp:
+        table.to_csv(tmp, index=False)
+
+    model = knn.fit_model(x_train, y_train, chosen)
+    val, test = model.predict_proba(x_val), model.predict_proba(x_test)
+    knn.save(MODELS / "knn.npz", model)
     save_predictions("knn", val=val, test=test)
-    write_json(METRICS / "knn.json", {"val_accuracy": scores(y_val, val)["accuracy"]})
-    print(f"train_knn: k={p['n_neighbors']} ({p['weights']}): validation accuracy {scores(y_val, val)['accuracy']:.4f}")
+    accuracy = scores(y_val, val)["accuracy"]
+    write_json(METRICS / "knn.json", {**best, "val_accuracy": accuracy})
+    print(f"train_knn: best of {len(rows)} settings on the validation split: {_label(best)}; "
+          f"validation accuracy {accuracy:.4f}")
+
+
+def _label(row: dict) -> str:
+    """A grid row's settings as one string, e.g. "n_neighbors=5 weights=distance"."""
+    return " ".join(f"{key}={value}" for key, value in row.items() if key != "val_accuracy") or "params"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""The train_cnn stage on a tiny prepared split: outputs, per-epoch curves, reproducibility, bad settings."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from digits import nn
+from digits.io import save_npz
+from digits.stages import train_cnn
+
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+SETTINGS = {
+    "seed": 0, "dtype": "float32", "epochs": 2, "batch_size": 16, "optimizer": "adamw", "lr": 0.003,
+    "momentum": 0.9, "nesterov": True, "weight_decay": 0.0001, "schedule": "onecycle", "lr_step": 1,
+    "lr_gamma": 0.5, "warmup": 0.3, "label_smoothing": 0.1, "degrees": 10, "translate": 0.1, "scale": 0.1,
+    "layers": [{"conv2d": {"out_channels": 4, "kernel_size": 5, "bias": False}}, {"maxpool2d": {"kernel_size": 2}},
+               "batchnorm2d", "relu", {"conv2d": {"out_channels": 6, "kernel_size": 5}}, "relu",
+               {"maxpool2d": {"kernel_size": 2}}, "flatten", {"linear": {"out_features": 10}}],
+}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A folder holding a prepared split of random 'digits' whose label is the brightest image row / 3."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("val", 24), ("test", 12)):
+        x = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, size=n).astype(np.uint8)
+        x[np.arange(n), 3 * y, :] = 255
+        arrays = {"x": x, "y": y} if split != "test" else {"x": x}
+        save_npz(tmp_path / "data" / "prepared" / f"{split}.npz", **arrays)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(workdir, **changes):
+    """Run the stage with the project's params.yaml, its cnn section replaced by SETTINGS and ``changes``."""
+    params = yaml.safe_load(PARAMS.read_text())
+    params["cnn"] = {**SETTINGS, **changes}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    train_cnn.main()
+
+
+def test_writes_model_predictions_metrics_and_curves(workdir):
+    run(workdir)
+    model = nn.load(workdir / "models" / "cnn.npz")
+    with np.load(workdir / "predictions" / "cnn.npz") as predictions:
+        val, test = predictions["val"], predictions["test"]
+    assert val.shape == (24, 10) and test.shape == (12, 10) and val.dtype == np.float32
+    with np.load(workdir / "data" / "prepared" / "val.npz") as data:
+        x_val, y_val = (data["x"].astype(np.float32) / 255)[:, None], data["y"]
+    np.testing.assert_allclose(nn.predict_proba(model, x_val), val, rtol=1e-5, atol=1e-7)
+    metrics = json.loads((workdir / "metrics" / "cnn.json").read_text())
+    assert set(metrics) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert metrics["val_accuracy"] == pytest.approx(float((val.argmax(1) == y_val).mean()), abs=1e-6)
+    curves = workdir / "dvclive" / "cnn" / "plots" / "metrics"
+    lrs = [float(line.split("\t")[-1]) for line in (curves / "lr.tsv").read_text().splitlines()[1:]]
+    assert len(lrs) == 2 and lrs[0] == pytest.approx(0.003 / 25) and lrs[1] > lrs[0]  # one-cycle warm-up, per epoch
+    assert (curves / "val_loss.tsv").is_file()
+    assert (workdir / "reports" / "figures" / "cnn_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_settings_give_identical_files(workdir):
+    run(workdir)
+    first = (workdir / "models" / "cnn.npz").read_bytes(), (workdir / "predictions" / "cnn.npz").read_bytes()
+    run(workdir)
+    assert (workdir / "models" / "cnn.npz").read_bytes() == first[0]
+    assert (workdir / "predictions" / "cnn.npz").read_bytes() == first[1]
+
+
+@pytest.mark.parametrize("schedule, optimizer, dtype", [("step", "sgd", "float64"), ("cosine", "adam", "float32")])
+def test_other_schedules_optimizers_and_float64_run(workdir, schedule, optimizer, dtype):
+    run(workdir, schedule=schedule, optimizer=optimizer, dtype=dtype, degrees=0, translate=0, scale=0)
+    assert nn.load(workdir / "models" / "cnn.npz").parameters()[0][1].dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize(
+    "changes, fragments",
+    [
+        ({"optimizer": "rmsprop"}, ["cnn.optimizer", "rmsprop"]),
+        ({"learning_rate": 0.1}, ["cnn.learning_rate"]),
+        ({"warmup": 0.01}, ["cnn", "warmup", "no room"]),
+        ({"momentum": 0, "optimizer": "sgd"}, ["cnn", "nesterov", "momentum"]),
+        ({"layers": [{"conv2d": {"out_channels": 4}}]}, ["cnn.layers", "layer 0", "kernel_size"]),
+        ({"layers": ["flatten", {"linear": {"out_features": 10}}, "batchnorm2d"]}, ["cnn.layers", "layer 2"]),
+    ],
+)
+def test_bad_settings_stop_with_one_line_naming_them(workdir, capsys, changes, fragments):
+    with pytest.raises(SystemExit) as excinfo:
+        run(workdir, **changes)
+    assert excinfo.value.code == 1
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("train_cnn: error: params.yaml") and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+    assert not (workdir / "models").exists() and not (workdir / "dvclive").exists()
