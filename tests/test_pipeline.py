@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -65,6 +66,9 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     source = json.loads((copy / "data" / "raw" / "source.json").read_text())
     n_test = source["files"]["test.csv"]["rows"]
     assert source["source"] == "sample"
+    environment = json.loads((copy / "metrics" / "environment.json").read_text())
+    assert source["environment"] == environment
+    assert environment["numpy"] == np.__version__ and len(environment["git_commit"]) >= 40
     for model in ("cnn", "knn", "resnet", "ensemble"):
         labels = read_labels(copy / "submissions" / f"{model}.csv", n_rows=n_test)
         assert labels.max() <= 9

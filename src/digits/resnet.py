@@ -178,9 +178,12 @@ def distributed(device_name="auto"):
     """Yield (device, rank). Under `torchrun` (WORLD_SIZE > 1) a process group is set up for the
     duration (nccl on CUDA, one GPU per process; gloo on CPU); otherwise rank is 0 and nothing is set up.
 
-    On CPU, torch's threads are split evenly between the processes sharing this machine.
+    Deterministic algorithms are switched on, so that the same seed gives the same weights. On CPU,
+    torch's threads are split evenly between the processes sharing this machine.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # lets cuBLAS be deterministic; set before CUDA starts
+    torch.use_deterministic_algorithms(True, warn_only=True)
     device = pick_device(device_name)
     if device.type == "cpu":
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // world))

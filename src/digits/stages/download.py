@@ -2,6 +2,7 @@
 import sys
 
 from digits.io import atomic_path, write_json
+from digits.provenance import environment
 from digits.sources import fetch
 from digits.stages.common import RAW, stage
 
@@ -14,7 +15,7 @@ def main(params: dict) -> None:
     for name, content in raw.files.items():
         with atomic_path(RAW / name) as tmp:
             tmp.write_bytes(content)
-    write_json(RAW / "source.json", raw.manifest())
+    write_json(RAW / "source.json", {**raw.manifest(), "environment": environment()})
     rows = ", ".join(f"{name} {n:,} rows" for name, n in sorted(raw.rows.items()))
     print(f"download: data.source={source} ({raw.source}): {rows}")
     if "note" in raw.details:

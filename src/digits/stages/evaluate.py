@@ -8,6 +8,7 @@ from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
 from digits.metrics import confusion_records, per_class, scores
+from digits.provenance import environment
 from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
 from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, MODELS, PREDICTIONS, PREPARED, REPORTS,
                                   load_predictions, save_predictions, stage)
@@ -60,6 +61,7 @@ def main(params: dict) -> None:
     results["ensemble"]["weights"] = dict(zip(members, weights))
     write_json(METRICS / "evaluate.json", results)
     write_json(METRICS / "per_class.json", classes)
+    write_json(METRICS / "environment.json", environment())
 
     sample_grid(x_train, y_train, FIGURES / "samples.png")
     f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
