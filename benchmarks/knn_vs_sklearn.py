@@ -8,9 +8,11 @@ digit-recognizer.zip; the default is data/raw, which `dvc repro` fills from `dat
 Both classifiers get the same float32 rows (raw pixels scaled to [0, 1]), k=3, uniform votes,
 and fit on all train rows and predict all test rows (42,000 x 28,000 on the competition data).
 scikit-learn runs with algorithm="brute", n_jobs=-1. Runs alternate, `--repeats` of each; the
-best and the median wall times, their ratio (numpy / scikit-learn) and the number of equal
-predictions are printed, with the load average before and after (other work on the machine
-slows both sides, not always equally) and the BLAS each library runs (threadpoolctl).
+best and the median wall times, their ratios (numpy / scikit-learn) and the number of equal
+predictions are printed, with the load average before and after and the BLAS each library
+runs (threadpoolctl). Other work on the machine slows both sides, not always equally, so each
+run's CPU time (user + system, all threads) is printed too: it counts the work done, though
+threads that spin while they wait for a core also count.
 
 Peak memory of the numpy side: the numpy buffers it allocates (tracemalloc) and the process's
 peak resident size (ru_maxrss) after its first run, before scikit-learn has run at all.
@@ -54,9 +56,10 @@ def run_sklearn(x, y, x_test):
 
 
 def timed(fn, *args):
-    start = time.perf_counter()
+    """(wall seconds, CPU seconds of the process, result) of fn(*args)."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn(*args)
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, time.process_time() - cpu, result
 
 
 def main():
@@ -76,26 +79,27 @@ def main():
 
     tracemalloc.start()
     times = {"numpy": [], "sklearn": []}
-    elapsed, ours = timed(run_numpy, x, y, x_test)
+    *elapsed, ours = timed(run_numpy, x, y, x_test)
     times["numpy"].append(elapsed)
     _, numpy_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_after_numpy = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     for run in range(args.repeats):
-        elapsed, theirs = timed(run_sklearn, x, y, x_test)
+        *elapsed, theirs = timed(run_sklearn, x, y, x_test)
         times["sklearn"].append(elapsed)
         if run + 1 < args.repeats:
-            elapsed, again = timed(run_numpy, x, y, x_test)
+            *elapsed, again = timed(run_numpy, x, y, x_test)
             times["numpy"].append(elapsed)
             assert np.array_equal(again, ours), "the numpy k-NN gave different predictions on a second run"
 
-    best = {name: min(values) for name, values in times.items()}
-    median = {name: statistics.median(values) for name, values in times.items()}
-    for name in times:
-        print(f"{name:8s} runs {' '.join(f'{t:.2f}' for t in times[name])} s: best {best[name]:.2f} s, "
-              f"median {median[name]:.2f} s")
-    print(f"ratio numpy / scikit-learn: best {best['numpy'] / best['sklearn']:.3f}, "
-          f"median {median['numpy'] / median['sklearn']:.3f}")
+    best = {name: min(wall for wall, _ in runs) for name, runs in times.items()}
+    median = {name: statistics.median(wall for wall, _ in runs) for name, runs in times.items()}
+    cpu = {name: min(used for _, used in runs) for name, runs in times.items()}
+    for name, runs in times.items():
+        print(f"{name:8s} wall {' '.join(f'{wall:.2f}' for wall, _ in runs)} s: best {best[name]:.2f} s, "
+              f"median {median[name]:.2f} s; CPU {' '.join(f'{used:.1f}' for _, used in runs)} s")
+    print(f"ratio numpy / scikit-learn: best wall {best['numpy'] / best['sklearn']:.3f}, "
+          f"median wall {median['numpy'] / median['sklearn']:.3f}, least CPU {cpu['numpy'] / cpu['sklearn']:.3f}")
     print(f"equal predictions: {int((ours == theirs).sum()):,} of {len(ours):,}")
     print(f"numpy side peak memory: numpy buffers {numpy_peak / 2**30:.2f} GiB (tracemalloc); "
           f"process peak RSS {rss_after_numpy:.2f} GiB (ru_maxrss, data included)")

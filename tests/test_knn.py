@@ -267,6 +267,8 @@ def test_empty_grid_scores_the_settings_themselves(digit_images):
     [
         (SETTINGS, {"leaf_size": [10]}, r"knn.grid: unknown key 'leaf_size'"),
         (SETTINGS, {"n_neighbors": []}, r"knn.grid.n_neighbors: expected a non-empty list of values, got \[\]"),
+        (SETTINGS, {"n_neighbors": [1, 2.5]}, r"knn.grid.n_neighbors: expected integers >= 1, got 2.5"),
+        (SETTINGS, {"pca.n_components": ["ten"]}, r"knn.grid.pca.n_components: expected integers >= 1, got 'ten'"),
         ({**SETTINGS, "transforms": ["deskew"]}, {"pca.n_components": [5]}, r"knn.transforms has no pca step"),
     ],
 )

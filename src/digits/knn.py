@@ -296,6 +296,10 @@ def grid_search(train, val, settings, grid):
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise DigitsError(f"knn.grid.{key}: expected a non-empty list of values, got {values!r}")
+        if key in ("n_neighbors", "pca.n_components"):
+            bad = [value for value in values if not (_is_int(value) and value >= 1)]
+            if bad:
+                raise DigitsError(f"knn.grid.{key}: expected integers >= 1, got {bad[0]!r}")
     choices = {key: grid.get(key, [_setting(settings, key)]) for key in GRID_KEYS}
     sizes = choices["pca.n_components"]
     transforms = Transforms(_with(settings, "pca.n_components", max(sizes))["transforms"])

@@ -3,7 +3,6 @@ import pandas as pd
 
 from digits import knn
 from digits.data import load_split
-from digits.errors import DigitsError
 from digits.io import atomic_path, write_json
 from digits.metrics import scores
 from digits.stages.common import METRICS, MODELS, PREPARED, save_predictions, stage
@@ -13,19 +12,13 @@ SETTINGS = ("transforms", "n_neighbors", "weights", "metric", "batch_size")
 
 @stage("train_knn")
 def main(params: dict) -> None:
-    p = params["knn"]
-    missing = [key for key in (*SETTINGS, "grid") if key not in p]
-    if missing:
-        raise DigitsError(f"params.yaml: knn.{missing[0]} is missing, expected keys {', '.join((*SETTINGS, 'grid'))}")
+    p = params["knn"]  # keys and types checked by digits.params
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, _ = load_split(PREPARED / "test.npz")
 
     settings = {key: p[key] for key in SETTINGS}
-    grid = p["grid"] or {}
-    if not isinstance(grid, dict):
-        raise DigitsError(f"params.yaml: knn.grid is {grid!r}, expected a mapping from keys to lists of values")
-    rows, best, chosen = knn.grid_search((x_train, y_train), (x_val, y_val), settings, grid)
+    rows, best, chosen = knn.grid_search((x_train, y_train), (x_val, y_val), settings, p["grid"])
     table = pd.DataFrame(rows)
     table.insert(0, "setting", [_label(row) for row in rows])
     with atomic_path(METRICS / "knn_grid.csv") as tmp:
