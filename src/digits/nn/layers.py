@@ -14,6 +14,7 @@ view of a (H, W, N, C) buffer, and the layers after it allocate like their input
 """
 
 import numbers
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from digits.nn.init import init_weight_and_bias
 from digits.nn.parallel import matmul
 
 
-class Layer:
+class Layer(ABC):
     """Base class: ``params`` and ``grads`` share keys and shapes; ``buffers`` hold
     non-trained state saved with the model (batch-norm statistics); ``training`` is the mode.
 
@@ -36,17 +37,17 @@ class Layer:
         self.buffers: dict[str, np.ndarray] = {}
         self.training = True
 
+    @abstractmethod
     def forward(self, x):
         """Map a batch ``x`` of shape (N, ...) to the output batch."""
-        raise NotImplementedError
 
+    @abstractmethod
     def backward(self, dout):
         """Gradient w.r.t. the last input, given ``dout`` shaped like the last output."""
-        raise NotImplementedError
 
+    @abstractmethod
     def output_shape(self, shape):
         """Shape of one output example for one input example of ``shape`` (no batch axis)."""
-        raise NotImplementedError
 
     def train(self):
         self.training = True

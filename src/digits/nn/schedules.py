@@ -6,6 +6,7 @@ schedule takes ``epochs * batches_per_epoch``.
 """
 
 import math
+from abc import ABC, abstractmethod
 
 from digits.errors import DigitsError
 from digits.nn.optim import _check_range
@@ -17,16 +18,16 @@ def _check_steps(name, value):
     return value
 
 
-class _Schedule:
+class _Schedule(ABC):
     def __init__(self, optimizer):
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.steps = 0
         optimizer.lr = self.lr_at(0)
 
+    @abstractmethod
     def lr_at(self, step):
         """The learning rate after ``step`` optimizer steps."""
-        raise NotImplementedError
 
     def step(self):
         self.steps += 1
