@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kaggle_standin import KEY, client_env, standin  # noqa: F401 (fixture)
+from repo_copy import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -18,20 +19,6 @@ BIN = Path(sys.executable).parent
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd,
                           capture_output=True, text=True, check=True).stdout.strip()
-
-
-def copy_repo(dest: Path) -> Path:
-    """The working tree (tracked and untracked, not ignored) as a fresh git repo with one commit."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        if (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    git(dest, "init", "-q")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "copy")
-    return dest
 
 
 def set_params(folder: Path, **changes) -> None:

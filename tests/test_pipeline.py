@@ -15,8 +15,8 @@ import yaml
 
 from digits.data import read_labels
 from kaggle_standin import client_env
+from repo_copy import copy_repo
 
-ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
@@ -31,24 +31,13 @@ def repo(tmp_path_factory):
     """A copy of the working tree (tracked and untracked, not ignored) as a fresh git repo, with tiny epochs."""
     if shutil.which("git") is None or not (BIN / "dvc").exists():
         pytest.skip("needs git and dvc installed beside this python")
-    copy = tmp_path_factory.mktemp("repo")
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in filter(None, listed):
-        if (ROOT / rel).is_file():
-            (copy / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, copy / rel)
+    copy = copy_repo(tmp_path_factory.mktemp("repo"))
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["cnn"]["epochs"] = 2
     params["resnet"]["profiles"]["cpu"]["epochs"] = 1
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = client_env(tmp_path_factory.mktemp("kaggle"), credentials=None)  # no Kaggle: data.source auto -> sample
     env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(copy / "src"))
-    run(["git", "init", "-q"], copy, env)
-    run(["git", "config", "user.name", "digits tests"], copy, env)  # dvc exp run commits; CI may have no git user
-    run(["git", "config", "user.email", "tests@digits.invalid"], copy, env)
-    run(["git", "add", "-A"], copy, env)
-    run(["git", "commit", "-qm", "copy"], copy, env)
     return copy, env
 
 
