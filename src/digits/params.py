@@ -54,6 +54,7 @@ class CNN(_Section):
     translate: Fraction
     scale: Fraction
     layers: Annotated[list[Any], Field(min_length=1)]  # checked layer by layer by digits.nn.build
+    resume: bool
 
 
 class KNN(_Section):

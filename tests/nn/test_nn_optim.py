@@ -163,3 +163,43 @@ def test_optimizers_keep_float32_params_float32():
 def test_bad_settings_raise_digits_error(make):
     with pytest.raises(DigitsError):
         make()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda params: SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+     lambda params: Adam(params, lr=0.01, weight_decay=0.01), lambda params: AdamW(params, lr=0.01)],
+)
+def test_state_dict_continues_training_exactly(make):
+    """Three steps, then state_dict into a fresh optimizer on copied params: both continue identically."""
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(shape) for shape in SHAPES]
+    grads = [np.zeros(shape) for shape in SHAPES]
+    first = make([(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads))])
+    first_schedule = OneCycleLR(first, total_steps=10)
+    copies = [p.copy() for p in params]
+    for step in range(6):
+        if step == 3:
+            copies = [p.copy() for p in params]
+            second = make([(f"p{i}", p, g) for i, (p, g) in enumerate(zip(copies, grads))])
+            second_schedule = OneCycleLR(second, total_steps=10)
+            second.load_state_dict(first.state_dict())
+            second_schedule.load_state_dict(first_schedule.state_dict())
+            assert second.lr == first.lr
+        for grad in grads:
+            grad[...] = rng.standard_normal(grad.shape)
+        for optimizer, schedule in [(first, first_schedule)] + ([(second, second_schedule)] if step >= 3 else []):
+            optimizer.step()
+            schedule.step()
+    for ours, resumed in zip(params, copies):
+        np.testing.assert_array_equal(ours, resumed)
+
+
+def test_load_state_dict_refuses_state_of_other_parameters():
+    param, grad = np.ones(4), np.ones(4)
+    adam = Adam([("p", param, grad)])
+    adam.step()
+    with pytest.raises(DigitsError, match=r"Adam state m\.0 is float64\(4,\), expected float64\(3,\)"):
+        Adam([("p", np.ones(3), np.ones(3))]).load_state_dict(adam.state_dict())
+    with pytest.raises(DigitsError, match=r"SGD state does not fit these parameters \(unknown: \['momentum\.1'\]"):
+        SGD([("p", param, grad)], lr=0.1, momentum=0.9).load_state_dict({"momentum.1": np.ones(4)})

@@ -1,6 +1,7 @@
 """The train_cnn stage on a tiny prepared split: outputs, per-epoch curves, reproducibility, bad settings."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ SETTINGS = {
     "lr_gamma": 0.5, "warmup": 0.3, "label_smoothing": 0.1, "degrees": 10, "translate": 0.1, "scale": 0.1,
     "layers": [{"conv2d": {"out_channels": 4, "kernel_size": 5, "bias": False}}, {"maxpool2d": {"kernel_size": 2}},
                "batchnorm2d", "relu", {"conv2d": {"out_channels": 6, "kernel_size": 5}}, "relu",
-               {"maxpool2d": {"kernel_size": 2}}, "flatten", {"linear": {"out_features": 10}}],
+               {"maxpool2d": {"kernel_size": 2}}, "flatten", {"linear": {"out_features": 10}}, {"dropout": {"p": 0.2}},
+               {"linear": {"out_features": 10}}],
+    "resume": False,
 }
 
 
@@ -97,3 +100,72 @@ def test_bad_settings_stop_with_one_line_naming_them(workdir, capsys, changes, f
     for fragment in fragments:
         assert fragment in message
     assert not (workdir / "models").exists() and not (workdir / "dvclive").exists()
+
+
+OUTPUTS = ("models/cnn.npz", "predictions/cnn.npz", "metrics/cnn.json", "dvclive/cnn/plots/metrics/val_accuracy.tsv")
+
+
+def interrupt_at_epoch(monkeypatch, epoch):
+    """Make the stage's training raise KeyboardInterrupt (as Ctrl-C does) when it starts ``epoch`` (from 0)."""
+    calls = []
+    train_epoch = nn.train_epoch
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == epoch + 1:
+            raise KeyboardInterrupt
+        return train_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(nn, "train_epoch", interrupted)
+
+
+def test_resume_after_an_interruption_ends_with_the_same_outputs(workdir, monkeypatch, capsys):
+    run(workdir, epochs=3)
+    uninterrupted = {name: (workdir / name).read_bytes() for name in OUTPUTS}
+    for name in ("models", "predictions", "metrics", "dvclive", "checkpoints"):
+        shutil.rmtree(workdir / name)
+
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 2)
+        with pytest.raises(SystemExit) as excinfo:
+            run(workdir, epochs=3)
+    assert excinfo.value.code == 130
+    assert not (workdir / "models" / "cnn.npz").exists() and (workdir / "checkpoints" / "cnn.npz").is_file()
+    capsys.readouterr()
+    run(workdir, epochs=3, resume=True)
+    assert "resuming from checkpoints/cnn.npz after 2 of 3 epochs" in capsys.readouterr().out
+    assert {name: (workdir / name).read_bytes() for name in OUTPUTS} == uninterrupted
+
+
+def test_resume_of_a_finished_run_rewrites_the_same_outputs(workdir):
+    run(workdir)
+    finished = {name: (workdir / name).read_bytes() for name in OUTPUTS}
+    run(workdir, resume=True)
+    assert {name: (workdir / name).read_bytes() for name in OUTPUTS} == finished
+
+
+def test_resume_without_a_checkpoint_starts_afresh(workdir, capsys):
+    run(workdir, resume=True)
+    assert "no checkpoint at checkpoints/cnn.npz; starting from the first epoch" in capsys.readouterr().out
+    assert (workdir / "models" / "cnn.npz").is_file()
+
+
+@pytest.mark.parametrize(
+    "spoil, fragment",
+    [
+        (lambda path: None, "checkpoints/cnn.npz: made with other training settings or data (lr); "
+                            "delete it or set cnn.resume to false"),
+        (lambda path: path.write_bytes(b"PK\x03\x04 truncated"), "checkpoints/cnn.npz: not a training checkpoint"),
+        (lambda path: np.save(path.open("wb"), np.array([{"code": "runs on load"}], dtype=object)),
+         "checkpoints/cnn.npz: not a training checkpoint"),
+    ],
+)
+def test_resume_refuses_a_foreign_or_broken_checkpoint(workdir, capsys, spoil, fragment):
+    run(workdir)
+    spoil(workdir / "checkpoints" / "cnn.npz")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as excinfo:
+        run(workdir, resume=True, lr=0.01)
+    assert excinfo.value.code == 1
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("train_cnn: error: ") and "\n" not in message and fragment in message

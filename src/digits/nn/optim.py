@@ -3,7 +3,8 @@
 An optimizer takes ``model.parameters()``: (name, param, grad) triples whose
 arrays it keeps; ``step()`` updates every param in place from its current grad,
 at the learning rate ``lr`` (which a schedule may change between steps).  State
-(momentum buffers, moments) has the parameter's dtype.
+(momentum buffers, moments) has the parameter's dtype; ``state_dict()`` gives it
+as named arrays and ``load_state_dict`` puts it back, to continue training exactly.
 """
 
 import math
@@ -55,6 +56,17 @@ class SGD:
                 g = g + self.momentum * buf if self.nesterov else buf
             param -= self.lr * g
 
+    def state_dict(self):
+        """The momentum buffers made so far, as {"momentum.<index>": array}."""
+        return {f"momentum.{index}": buf.copy() for index, buf in enumerate(self._buffers) if buf is not None}
+
+    def load_state_dict(self, state):
+        """Restore buffers from ``state_dict()``; parameters without one start afresh."""
+        _check_state(self, state, {f"momentum.{index}": param for index, (param, _) in enumerate(self._params)},
+                     optional=True)
+        self._buffers = [state[f"momentum.{index}"].copy() if f"momentum.{index}" in state else None
+                         for index in range(len(self._params))]
+
 
 class Adam:
     """Adam with bias correction as ``torch.optim.Adam``; ``weight_decay`` adds L2 to the gradient.
@@ -101,6 +113,23 @@ class Adam:
             tmp *= step_size
             param -= tmp
 
+    def state_dict(self):
+        """The step count and both moments, as {"steps": 0-d array, "m.<index>": array, "v.<index>": array}."""
+        state = {"steps": np.array(self._steps)}
+        for index, (m, v) in enumerate(zip(self._m, self._v)):
+            state[f"m.{index}"], state[f"v.{index}"] = m.copy(), v.copy()
+        return state
+
+    def load_state_dict(self, state):
+        """Restore the step count and moments from ``state_dict()``."""
+        shapes = {"steps": np.array(0)}
+        for index, (param, _) in enumerate(self._params):
+            shapes[f"m.{index}"] = shapes[f"v.{index}"] = param
+        _check_state(self, state, shapes)
+        self._steps = int(state["steps"])
+        for index, (m, v) in enumerate(zip(self._m, self._v)):
+            m[...], v[...] = state[f"m.{index}"], state[f"v.{index}"]
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay, as ``torch.optim.AdamW``: ``param *= 1 - lr * weight_decay``
@@ -110,3 +139,17 @@ class AdamW(Adam):
 
     def __init__(self, parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(parameters, lr, betas, eps, weight_decay)
+
+
+def _check_state(optimizer, state, expected, optional=False):
+    """Refuse a state whose names, shapes or dtypes differ from ``expected`` {name: array like the state's}."""
+    names = set(state)
+    unknown, missing = sorted(names - set(expected)), sorted(set(expected) - names)
+    if unknown or (missing and not optional):
+        raise DigitsError(f"{type(optimizer).__name__} state does not fit these parameters "
+                          f"(unknown: {unknown[:3]}, missing: {missing[:3]})")
+    for name in names:
+        found, wanted = np.asarray(state[name]), expected[name]
+        if found.shape != wanted.shape or (name != "steps" and found.dtype != wanted.dtype):
+            raise DigitsError(f"{type(optimizer).__name__} state {name} is {found.dtype}{found.shape}, "
+                              f"expected {wanted.dtype}{wanted.shape}")

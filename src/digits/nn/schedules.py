@@ -33,6 +33,15 @@ class _Schedule(ABC):
         self.steps += 1
         self.optimizer.lr = self.lr_at(self.steps)
 
+    def state_dict(self):
+        """{"steps": optimizer steps taken so far}."""
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state):
+        """Continue from ``state_dict()``: the step count and the learning rate it gives."""
+        self.steps = _check_steps("steps", state["steps"]) if state["steps"] else 0
+        self.optimizer.lr = self.lr_at(self.steps)
+
 
 class StepLR(_Schedule):
     """``base_lr * gamma ** (step // step_size)``, as ``torch.optim.lr_scheduler.StepLR``."""

@@ -1,5 +1,8 @@
 """Stage `train_cnn`: train the numpy CNN declared in params.yaml; model, probabilities, metrics, curves."""
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -9,6 +12,9 @@ from digits.errors import DigitsError
 from digits.io import write_json
 from digits.progress import progress
 from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
+
+CHECKPOINT = Path("checkpoints/cnn.npz")
+
 
 def make_optimizer(p: dict, parameters: list) -> object:
     if p["optimizer"] == "sgd":
@@ -44,24 +50,48 @@ def setup(p: dict, input_shape: tuple, dtype: np.dtype, n_train: int) -> tuple:
     return model, optimizer, schedule, augment
 
 
+def fingerprint(p: dict, *arrays: np.ndarray) -> str:
+    """JSON of the training settings (all of `cnn` but `resume`) and a SHA-256 of the data arrays."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return json.dumps({**{key: value for key, value in p.items() if key != "resume"}, "data": digest.hexdigest()})
+
+
 def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-          log) -> tuple:
+          log, checkpoint: Path = CHECKPOINT) -> tuple:
     """Train the (model, optimizer, schedule, augment) ``parts`` made by ``setup`` on float images
     (N, 1, 28, 28); ``log(**values)`` gets each epoch's figures.  Returns (the model, the last
-    epoch's figures, validation probabilities (Nv, 10))."""
+    epoch's figures, validation probabilities (Nv, 10)).
+
+    After each epoch the whole training state goes to ``checkpoint``; with ``cnn.resume`` a run
+    continues from there (its earlier epochs' figures are logged again) and ends with the weights
+    an uninterrupted run reaches.
+    """
     model, optimizer, schedule, augment = parts
-    rng = np.random.default_rng(p["seed"])
-    for _ in progress(range(p["epochs"]), "train_cnn", unit="epoch"):
+    state = {"model": model, "optimizer": optimizer, "schedule": schedule, "rng": np.random.default_rng(p["seed"]),
+             "fingerprint": fingerprint(p, x_train, y_train, x_val, y_val)}
+    done, history = nn.load_checkpoint(checkpoint, **state) if p["resume"] else (0, [])
+    if p["resume"]:
+        print(f"train_cnn: resuming from {checkpoint} after {done} of {p['epochs']} epochs" if done else
+              f"train_cnn: no checkpoint at {checkpoint}; starting from the first epoch")
+    for figures in history:
+        log(**figures)
+    val_probs = None
+    for epoch in progress(range(done, p["epochs"]), "train_cnn", unit="epoch"):
         lr = optimizer.lr
-        loss, accuracy = nn.train_epoch(model, optimizer, x_train, y_train, p["batch_size"], rng, schedule=schedule,
-                                        augment=augment, label_smoothing=p["label_smoothing"])
+        loss, accuracy = nn.train_epoch(model, optimizer, x_train, y_train, p["batch_size"], state["rng"],
+                                        schedule=schedule, augment=augment, label_smoothing=p["label_smoothing"])
         val_probs = nn.predict_proba(model, x_val)
         chosen = val_probs[np.arange(len(y_val)), y_val]
-        figures = {"train_loss": loss, "train_accuracy": accuracy,
-                   "val_loss": float(-np.log(np.maximum(chosen, 1e-12)).mean()),
-                   "val_accuracy": float((val_probs.argmax(axis=1) == y_val).mean()), "lr": lr}
-        log(**figures)
-    return model, figures, val_probs
+        history.append({"train_loss": loss, "train_accuracy": accuracy,
+                        "val_loss": float(-np.log(np.maximum(chosen, 1e-12)).mean()),
+                        "val_accuracy": float((val_probs.argmax(axis=1) == y_val).mean()), "lr": lr})
+        nn.save_checkpoint(checkpoint, **state, epochs_done=epoch + 1, history=history)
+        log(**history[-1])
+    if val_probs is None:  # every epoch was done before an interruption
+        val_probs = nn.predict_proba(model, x_val)
+    return model, history[-1], val_probs
 
 
 @stage("train_cnn")
