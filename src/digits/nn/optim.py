@@ -148,7 +148,7 @@ def _check_state(optimizer, state, expected, optional=False):
     if unknown or (missing and not optional):
         raise DigitsError(f"{type(optimizer).__name__} state does not fit these parameters "
                           f"(unknown: {unknown[:3]}, missing: {missing[:3]})")
-    for name in names:
+    for name in sorted(names):
         found, wanted = np.asarray(state[name]), expected[name]
         if found.shape != wanted.shape or (name != "steps" and found.dtype != wanted.dtype):
             raise DigitsError(f"{type(optimizer).__name__} state {name} is {found.dtype}{found.shape}, "
