@@ -92,17 +92,19 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(tmp_path):
         pass
 
     def stop_after_first(epoch, *_):
-        if epoch == 0:
+        if epoch == 1:  # after the first epoch's checkpoint
             raise Interrupted
+        return {"epoch": epoch}
 
     ckpt = tmp_path / "run.pt"
     with pytest.raises(Interrupted):
         resnet.train(resnet.build_resnet("resnet18", num_classes=2, seed=0), x, y, config(epochs=2, degrees=10),
                      device=CPU, on_epoch=stop_after_first, checkpoint=ckpt)
-    epochs = []
+    epochs, replayed = [], []
     resumed = resnet.train(resnet.build_resnet("resnet18", num_classes=2, seed=0), x, y, config(epochs=2, degrees=10),
-                           device=CPU, on_epoch=lambda epoch, *_: epochs.append(epoch), checkpoint=ckpt, resume=True)
-    assert epochs == [1]
+                           device=CPU, on_epoch=lambda epoch, *_: epochs.append(epoch), checkpoint=ckpt, resume=True,
+                           on_resume=replayed.extend)
+    assert epochs == [1] and replayed == [{"epoch": 0}]
     assert all(torch.equal(full.state_dict()[k], resumed.state_dict()[k]) for k in full.state_dict())
     with pytest.raises(DigitsError, match=r"run\.pt: made with other training params or data \(lr\)"):
         resnet.train(resnet.build_resnet("resnet18", num_classes=2), x, y, config(epochs=2, degrees=10, lr=0.1),

@@ -214,7 +214,7 @@ class _Digits(Dataset):
         return (self.transform(image) if self.transform else image), self.labels[i]
 
 
-def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume=False):
+def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume=False, on_resume=None):
     """Train model in place on uint8 images x (N, 28, 28) and labels y (N,); returns it.
 
     Runs data-parallel when a process group is initialised (see `distributed`): each process
@@ -222,7 +222,9 @@ def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume
     calls on_epoch(epoch, loss, accuracy, lr) — epoch from 0, mean training cross-entropy and
     accuracy over the epoch's batches of all processes, learning rate at the epoch's end — and
     writes `checkpoint` (when given) so that `resume=True` continues an interrupted run to the
-    same weights an uninterrupted one reaches.
+    same weights an uninterrupted one reaches. The checkpoint keeps what on_epoch returned (a
+    JSON-able dict of figures, or None) for each epoch; on resuming, rank 0 hands that list to
+    on_resume(history) before training goes on.
     """
     images, device = _images(x), torch.device(device)
     labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
@@ -243,7 +245,9 @@ def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume
     model.to(device)
     net = DistributedDataParallel(model) if world > 1 else model
     optimizer, scheduler = _optimizer(model, config, steps)
-    start = _resume(checkpoint, model, optimizer, scheduler, fingerprint) if resume else 0
+    start, history = _resume(checkpoint, model, optimizer, scheduler, fingerprint) if resume else (0, [])
+    if history and rank == 0 and on_resume is not None:
+        on_resume(history)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     for epoch in range(start, config.epochs):
         if world > 1:
@@ -269,11 +273,11 @@ def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume
         if world > 1:
             dist.all_reduce(totals)
         if rank == 0:
+            loss_sum, correct, seen = totals.tolist()
+            figures = on_epoch(epoch, loss_sum / seen, correct / seen, scheduler.get_last_lr()[0]) if on_epoch else None
+            history.append(figures)
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, epoch + 1, model, optimizer, scheduler, fingerprint)
-            if on_epoch is not None:
-                loss_sum, correct, seen = totals.tolist()
-                on_epoch(epoch, loss_sum / seen, correct / seen, scheduler.get_last_lr()[0])
+                _save_checkpoint(checkpoint, epoch + 1, model, optimizer, scheduler, fingerprint, history)
     return model
 
 
@@ -292,13 +296,14 @@ def _optimizer(model, config, steps_per_epoch):
     return optimizer, scheduler
 
 
-def _save_checkpoint(path, epochs_done, model, optimizer, scheduler, fingerprint):
+def _save_checkpoint(path, epochs_done, model, optimizer, scheduler, fingerprint, history):
     """Everything needed to continue training after `epochs_done` epochs, written atomically.
 
     `fingerprint` (JSON of the training params and a hash of the data) guards against resuming
-    a run made with other params or data.
+    a run made with other params or data; `history` is the list of per-epoch figures so far.
     """
-    state = {"epochs_done": epochs_done, "fingerprint": fingerprint, "model": model.state_dict(),
+    state = {"epochs_done": epochs_done, "fingerprint": fingerprint, "history": json.dumps(history),
+             "model": model.state_dict(),
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -307,12 +312,12 @@ def _save_checkpoint(path, epochs_done, model, optimizer, scheduler, fingerprint
 
 
 def _resume(path, model, optimizer, scheduler, fingerprint):
-    """Load a checkpoint written by `_save_checkpoint`; returns the number of epochs already done (0 if none)."""
+    """Load a checkpoint written by `_save_checkpoint`; returns (epochs already done, their figures), (0, []) if none."""
     if path is None or not Path(path).is_file():
-        return 0
+        return 0, []
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        saved = json.loads(state["fingerprint"])
+        saved, history = json.loads(state["fingerprint"]), json.loads(state["history"])
     except _LOAD_ERRORS as e:
         raise DigitsError(f"{path}: not a training checkpoint ({e}); delete it or set resnet.resume to false") from None
     wanted = json.loads(fingerprint)
@@ -324,7 +329,7 @@ def _resume(path, model, optimizer, scheduler, fingerprint):
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
-    return state["epochs_done"]
+    return state["epochs_done"], history
 
 
 def predict_proba(model, x, *, device, batch_size=512):

@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from digits import nn
-from digits.io import save_npz
 from digits.stages import train_cnn
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
@@ -23,20 +22,6 @@ SETTINGS = {
                {"linear": {"out_features": 10}}],
     "resume": False,
 }
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """A folder holding a prepared split of random 'digits' whose label is the brightest image row / 3."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 64), ("val", 24), ("test", 12)):
-        x = rng.integers(0, 60, size=(n, 28, 28), dtype=np.uint8)
-        y = rng.integers(0, 10, size=n).astype(np.uint8)
-        x[np.arange(n), 3 * y, :] = 255
-        arrays = {"x": x, "y": y} if split != "test" else {"x": x}
-        save_npz(tmp_path / "data" / "prepared" / f"{split}.npz", **arrays)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def run(workdir, **changes):

@@ -29,12 +29,19 @@ def main(params: dict) -> None:
         model = resnet.build_resnet(arch, stem, seed=p["seed"])
         resnet.load_weights(model, p["weights"], arch)
         with epoch_log("resnet") if rank == 0 else nullcontext() as log:
-            def on_epoch(epoch: int, loss: float, accuracy: float, lr: float) -> None:
+            def on_epoch(epoch: int, loss: float, accuracy: float, lr: float) -> dict:
                 val_accuracy = float((resnet.predict_proba(model, x_val, device=device).argmax(1) == y_val).mean())
-                last.update(train_loss=loss, train_accuracy=accuracy, val_accuracy=val_accuracy)
-                log(**last, lr=lr)
+                figures = {"train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val_accuracy, "lr": lr}
+                replay([figures])
+                return figures
+
+            def replay(history: list) -> None:
+                """Log figures of epochs done (again, after resuming from a checkpoint) and keep the last ones."""
+                for figures in history:
+                    log(**figures)
+                last.update({key: value for key, value in history[-1].items() if key != "lr"})
             resnet.train(model, x_train, y_train, config, device=device, on_epoch=on_epoch,
-                         checkpoint=CHECKPOINT, resume=p["resume"])
+                         checkpoint=CHECKPOINT, resume=p["resume"], on_resume=replay)
     if rank != 0:
         return
     resnet.save(model, MODELS / "resnet.pt", arch, stem)
