@@ -7,6 +7,7 @@ import pytest
 
 from digits.data import parse_digits, parse_labels
 from digits.errors import DigitsError
+from digits import sources
 from digits.sources import fetch, sample_images
 from test_data import csv_bytes, row
 
@@ -48,10 +49,32 @@ def test_zip_source_reads_members_without_extracting(tmp_path):
     with zipfile.ZipFile(archive, "w") as z:
         for name, content in kaggle_files().items():
             z.writestr(name, content)
-        z.writestr("../evil.txt", "never written")
     raw = fetch(str(archive))
     assert raw.rows["train.csv"] == 4
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["digit-recognizer.zip"]
+
+
+@pytest.mark.parametrize("member", ["../evil.txt", "/tmp/evil.txt", "data/../../evil.txt"])
+def test_a_zip_with_an_escaping_member_name_is_refused(tmp_path, member):
+    archive = tmp_path / "digit-recognizer.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name, content in kaggle_files().items():
+            z.writestr(name, content)
+        z.writestr(member, "never written")
+    with pytest.raises(DigitsError, match=f"member '{member}' has an absolute or parent path"):
+        fetch(str(archive))
     assert not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_MEMBER_BYTES", 1 << 20)
+    archive = tmp_path / "d.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in {**kaggle_files(), "train.csv": b"0" * (2 << 20)}.items():  # 2 MiB in a few kB
+            z.writestr(name, content)
+    assert archive.stat().st_size < 20_000
+    with pytest.raises(DigitsError, match=r"d\.zip:train\.csv: unpacks to 2097152 bytes, expected at most 1048576"):
+        fetch(str(archive))
 
 
 def test_bad_member_in_zip_is_named(tmp_path):

@@ -118,11 +118,10 @@ def check_download(archive: Path, listed: dict[str, int]) -> None:
             sizes = {info.filename: info.file_size for info in z.infolist()}
     except (zipfile.BadZipFile, EOFError) as e:
         raise DigitsError(f"{archive.name} from Kaggle: not a readable zip file ({e}); rerun the download") from None
-    for name in sizes:
-        path = PurePosixPath(name.replace("\\", "/"))
-        if path.is_absolute() or ".." in path.parts or ":" in name:
-            raise DigitsError(f"{archive.name} from Kaggle: member {name!r} has an absolute or parent path, "
-                              "expected names inside the archive; nothing was extracted")
+    escaping = escaping_member(sizes)
+    if escaping:
+        raise DigitsError(f"{archive.name} from Kaggle: member {escaping!r} has an absolute or parent path, "
+                          "expected names inside the archive; nothing was extracted")
     for name, size in sorted(listed.items()):
         if name not in sizes:
             raise DigitsError(f"{archive.name} from Kaggle: no member {name}, which Kaggle lists for the "
@@ -130,6 +129,15 @@ def check_download(archive: Path, listed: dict[str, int]) -> None:
         if size and sizes[name] != size:
             raise DigitsError(f"{archive.name} from Kaggle:{name}: unpacks to {sizes[name]} bytes, "
                               f"Kaggle lists {size}; rerun the download")
+
+
+def escaping_member(names) -> str | None:
+    """The first archive member name that is absolute or climbs out with "..", or None."""
+    for name in names:
+        path = PurePosixPath(name.replace("\\", "/"))
+        if path.is_absolute() or ".." in path.parts or ":" in name:
+            return name
+    return None
 
 
 def from_mnist(root: str) -> RawFiles:
@@ -191,6 +199,10 @@ def _read_zip(path: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as z:
             members = {info.filename: info for info in z.infolist()}
+            escaping = escaping_member(members)
+            if escaping:
+                raise DigitsError(f"{path}: member {escaping!r} has an absolute or parent path, expected names "
+                                  "inside the archive; nothing was extracted")
             missing = [n for n in REQUIRED if n not in members]
             if missing:
                 raise DigitsError(
