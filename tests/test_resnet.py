@@ -68,6 +68,21 @@ def test_training_lowers_the_loss_and_reports_each_epoch():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_bf16_training_lowers_the_loss_and_predicts_close_to_float32():
+    history = []
+    model = fit(on_epoch=lambda *values: history.append(values), bf16=True)
+    assert history[-1][1] < history[0][1]
+    x, _ = two_class_images(16, seed=1)
+    half, full = (resnet.predict_proba(model, x, device=CPU, bf16=bf16) for bf16 in (True, False))
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, full, atol=0.05)
+    natively = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    with resnet.bf16_autocast(CPU, True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == (torch.bfloat16 if natively else torch.float32)
+    with resnet.bf16_autocast(CPU, False):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
 def test_sgd_with_cosine_schedule_trains_too():
     history = []
     fit(on_epoch=lambda *values: history.append(values), optimizer="sgd", schedule="cosine", lr=0.05)

@@ -13,7 +13,7 @@ from digits.stages import train_resnet
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 PROFILE = {"arch": "resnet18", "stem": "stock", "epochs": 3, "batch_size": 16, "optimizer": "adamw", "lr": 0.002,
            "weight_decay": 0.01, "schedule": "onecycle", "label_smoothing": 0.1, "degrees": 10, "translate": 0.1,
-           "scale": 0.1}
+           "scale": 0.1, "bf16": False}
 OUTPUTS = ("models/resnet.pt", "predictions/resnet.npz", "metrics/resnet.json",
            "dvclive/resnet/plots/metrics/val_accuracy.tsv", "dvclive/resnet/plots/metrics/train_loss.tsv")
 

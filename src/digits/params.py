@@ -79,6 +79,7 @@ class ResNetProfile(_Section):
     degrees: Annotated[float, Field(ge=0, le=180)]
     translate: Fraction
     scale: Fraction
+    bf16: bool
 
 
 class ResNet(_Section):

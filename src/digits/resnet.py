@@ -60,6 +60,7 @@ class TrainConfig:
     degrees: float = 0.0  # augmentation: rotation drawn from [-degrees, degrees]
     translate: float = 0.0  # shift up to this fraction of the side
     scale: float = 0.0  # zoom drawn from [1 - scale, 1 + scale]
+    bf16: bool = False  # forward passes under bfloat16 autocast where the device computes it natively
     seed: int = 0
 
     def __post_init__(self):
@@ -248,7 +249,7 @@ def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume
     start, history = _resume(checkpoint, model, optimizer, scheduler, fingerprint) if resume else (0, [])
     if history and rank == 0 and on_resume is not None:
         on_resume(history)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = bf16_autocast(device, config.bf16)
     for epoch in range(start, config.epochs):
         if world > 1:
             sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=config.seed, drop_last=True)
@@ -332,12 +333,12 @@ def _resume(path, model, optimizer, scheduler, fingerprint):
     return state["epochs_done"], history
 
 
-def predict_proba(model, x, *, device, batch_size=512):
-    """Class probabilities (N, num_classes) float32 for uint8 images x (N, 28, 28)."""
+def predict_proba(model, x, *, device, batch_size=512, bf16=False):
+    """Class probabilities (N, num_classes) float32 for uint8 images x (N, 28, 28); `bf16` as in `bf16_autocast`."""
     images, device = _images(x), torch.device(device)
     proba = np.empty((len(images), model.fc.out_features), np.float32)
     model.to(device).eval()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.inference_mode(), bf16_autocast(device, bf16):
         for start in range(0, len(images), batch_size):
             logits = model(_normalise(images[start : start + batch_size].to(device)))
             proba[start : start + batch_size] = torch.softmax(logits.float(), dim=1).cpu().numpy()
@@ -379,6 +380,15 @@ def config_from(profile, seed):
         raise DigitsError(f"params.yaml: unknown resnet profile key(s) {unknown}; allowed: {sorted(allowed)}")
     rest = {k: v for k, v in profile.items() if k not in ("arch", "stem")}
     return profile.get("arch", "resnet18"), profile.get("stem", "stock"), TrainConfig(**rest, seed=seed)
+
+
+def bf16_autocast(device, bf16):
+    """A context running the forward pass under bfloat16 autocast when `bf16` is true and the device
+    computes bfloat16 natively (CUDA; a CPU with AVX512-BF16 or AMX, where it is 1.5 to 2 times
+    faster than float32); float32 otherwise, where emulated bfloat16 would be slower."""
+    native = device.type == "cuda" or (device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported()
+                                                                 or torch.cpu._is_amx_tile_supported()))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and native)
 
 
 def _has(device):

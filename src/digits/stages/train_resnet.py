@@ -28,9 +28,13 @@ def main(params: dict) -> None:
     with resnet.distributed(p["device"]) as (device, rank):
         model = resnet.build_resnet(arch, stem, seed=p["seed"])
         resnet.load_weights(model, p["weights"], arch)
+
+        def proba(x):
+            return resnet.predict_proba(model, x, device=device, bf16=config.bf16)
+
         with epoch_log("resnet") if rank == 0 else nullcontext() as log:
             def on_epoch(epoch: int, loss: float, accuracy: float, lr: float) -> dict:
-                val_accuracy = float((resnet.predict_proba(model, x_val, device=device).argmax(1) == y_val).mean())
+                val_accuracy = float((proba(x_val).argmax(1) == y_val).mean())
                 figures = {"train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val_accuracy, "lr": lr}
                 replay([figures])
                 return figures
@@ -40,13 +44,14 @@ def main(params: dict) -> None:
                 for figures in history:
                     log(**figures)
                 last.update({key: value for key, value in history[-1].items() if key != "lr"})
+
             resnet.train(model, x_train, y_train, config, device=device, on_epoch=on_epoch,
                          checkpoint=CHECKPOINT, resume=p["resume"], on_resume=replay)
     if rank != 0:
         return
     resnet.save(model, MODELS / "resnet.pt", arch, stem)
-    val = resnet.predict_proba(model, x_val, device=device)
-    save_predictions("resnet", val=val, test=resnet.predict_proba(model, x_test, device=device))
+    val = proba(x_val)
+    save_predictions("resnet", val=val, test=proba(x_test))
     last["val_accuracy"] = float((val.argmax(1) == y_val).mean())
     write_json(METRICS / "resnet.json", {k: round(v, 6) for k, v in last.items()})
     print(f"train_resnet: {arch} ({stem} stem) on {device}, {config.epochs} epochs: "
