@@ -12,6 +12,7 @@ from scipy import ndimage
 
 from digits.errors import DigitsError
 from digits.progress import progress
+from digits.spec import check_arguments, parse_item
 
 
 class Deskew:
@@ -119,13 +120,15 @@ class Transforms:
         if not isinstance(spec, list):
             raise DigitsError(f"knn.transforms: expected a list of steps, got {spec!r}")
         self.spec = spec
-        parsed = [_parse(index, item) for index, item in enumerate(spec)]
-        self.names = [name for name, _ in parsed]
-        pca = [index for index, name in enumerate(self.names) if name == "pca"]
-        if pca and pca[0] != len(spec) - 1:
-            raise DigitsError(f"knn.transforms: step {pca[0]} (pca) must be the last step,"
-                              f" but {self.names[pca[0] + 1]} follows it")
-        self.steps = [_make(index, name, args) for index, (name, args) in enumerate(parsed)]
+        try:
+            parsed = [parse_item(index, item, STEPS, "step") for index, item in enumerate(spec)]
+            self.names = [name for name, _ in parsed]
+            pca = [index for index, name in enumerate(self.names) if name == "pca"]
+            if pca and pca[0] != len(spec) - 1:
+                raise DigitsError(f"step {pca[0]} (pca) must be the last step, but {self.names[pca[0] + 1]} follows it")
+            self.steps = [_make(index, name, args) for index, (name, args) in enumerate(parsed)]
+        except DigitsError as err:
+            raise DigitsError(f"knn.transforms: {err}") from None
 
     def fit_transform(self, images):
         """Fit each step on the training images (N, H, W) as the steps before leave them; their features (N, D)."""
@@ -170,31 +173,12 @@ class Transforms:
         return x.reshape(len(x), -1)
 
 
-def _parse(index, item):
-    """(name, arguments) of spec item `index`: a step name, or a one-key mapping {name: {arguments}}."""
-    if isinstance(item, str):
-        name, args = item, {}
-    elif isinstance(item, dict) and len(item) == 1:
-        (name, args), = item.items()
-    else:
-        raise DigitsError(f"knn.transforms: step {index}: expected a step name or a one-key mapping"
-                          f" {{name: {{arguments}}}}, got {item!r}")
-    if name not in STEPS:
-        raise DigitsError(f"knn.transforms: step {index}: unknown step {name!r}, expected one of {', '.join(STEPS)}")
-    if not isinstance(args, dict):
-        raise DigitsError(f"knn.transforms: step {index} ({name}): arguments must be a mapping, got {args!r}")
-    return name, args
-
-
 def _make(index, name, args):
     """The step object for spec item `index`, its arguments checked against the step's signature."""
     parameters = inspect.signature(STEPS[name]).parameters
-    unknown = [arg for arg in args if arg not in parameters]
-    missing = [arg for arg, p in parameters.items() if p.default is inspect.Parameter.empty and arg not in args]
-    if unknown or missing:
-        problem = f"unknown arguments {unknown}" if unknown else f"missing arguments {missing}"
-        raise DigitsError(f"knn.transforms: step {index} ({name}): {problem}; it takes {', '.join(parameters) or 'none'}")
+    required = [arg for arg, p in parameters.items() if p.default is inspect.Parameter.empty]
+    check_arguments(index, name, args, list(parameters), required, "step")
     try:
         return STEPS[name](**args)
     except ValueError as err:
-        raise DigitsError(f"knn.transforms: step {index} ({name}): {err}") from None
+        raise DigitsError(f"step {index} ({name}): {err}") from None

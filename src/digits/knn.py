@@ -13,7 +13,7 @@ import numpy as np
 
 from digits.errors import DigitsError
 from digits.features import Transforms
-from digits.io import atomic_path
+from digits.io import save_npz
 from digits.progress import progress
 
 WEIGHTS = ("uniform", "distance")
@@ -250,8 +250,7 @@ def save(path, model):
     arrays = {f"transform.{key}": value for key, value in model.transforms.arrays().items()}
     arrays.update({_HEADER_KEY: np.array(json.dumps(header)), "features": clf.X_fit_,
                    "labels": clf.classes_[clf.y_codes_]})
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    save_npz(path, **arrays)
 
 
 def load(path):

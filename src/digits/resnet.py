@@ -1,7 +1,6 @@
 """torchvision ResNets for one-channel 28x28 digits: build, pretrained weights, train (one process or DDP),
 predict, save and load."""
 
-import hashlib
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import v2
 
 from digits.errors import DigitsError
+from digits.fingerprint import changed_keys, fingerprint
 from digits.io import atomic_path
 from digits.progress import progress
 
@@ -240,13 +240,12 @@ def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume
     drop_last = per_process % config.batch_size == 1  # batch norm cannot train on a final batch of one image
     steps = per_process // config.batch_size + (0 if drop_last or per_process % config.batch_size == 0 else 1)
 
-    fingerprint = json.dumps({**asdict(config), "data": hashlib.sha256(images.numpy().tobytes()
-                                                                      + labels.numpy().tobytes()).hexdigest()})
+    settings = fingerprint(asdict(config), images.numpy(), labels.numpy())
     torch.manual_seed(config.seed)
     model.to(device)
     net = DistributedDataParallel(model) if world > 1 else model
     optimizer, scheduler = _optimizer(model, config, steps)
-    start, history = _resume(checkpoint, model, optimizer, scheduler, fingerprint) if resume else (0, [])
+    start, history = _resume(checkpoint, model, optimizer, scheduler, settings) if resume else (0, [])
     if history and rank == 0 and on_resume is not None:
         on_resume(history)
     autocast = bf16_autocast(device, config.bf16)
@@ -278,7 +277,7 @@ def train(model, x, y, config, *, device, on_epoch=None, checkpoint=None, resume
             figures = on_epoch(epoch, loss_sum / seen, correct / seen, scheduler.get_last_lr()[0]) if on_epoch else None
             history.append(figures)
             if checkpoint is not None:
-                _save_checkpoint(checkpoint, epoch + 1, model, optimizer, scheduler, fingerprint, history)
+                _save_checkpoint(checkpoint, epoch + 1, model, optimizer, scheduler, settings, history)
     return model
 
 
@@ -297,33 +296,28 @@ def _optimizer(model, config, steps_per_epoch):
     return optimizer, scheduler
 
 
-def _save_checkpoint(path, epochs_done, model, optimizer, scheduler, fingerprint, history):
+def _save_checkpoint(path, epochs_done, model, optimizer, scheduler, settings, history):
     """Everything needed to continue training after `epochs_done` epochs, written atomically.
 
-    `fingerprint` (JSON of the training params and a hash of the data) guards against resuming
-    a run made with other params or data; `history` is the list of per-epoch figures so far.
+    `settings` (the run's `fingerprint`: training params and a hash of the data) guards against
+    resuming a run made with other params or data; `history` is the list of per-epoch figures so far.
     """
-    state = {"epochs_done": epochs_done, "fingerprint": fingerprint, "history": json.dumps(history),
+    state = {"epochs_done": epochs_done, "fingerprint": settings, "history": json.dumps(history),
              "model": model.state_dict(),
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    _write(state, path)
 
 
-def _resume(path, model, optimizer, scheduler, fingerprint):
+def _resume(path, model, optimizer, scheduler, settings):
     """Load a checkpoint written by `_save_checkpoint`; returns (epochs already done, their figures), (0, []) if none."""
     if path is None or not Path(path).is_file():
         return 0, []
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        saved, history = json.loads(state["fingerprint"]), json.loads(state["history"])
+        changed, history = changed_keys(state["fingerprint"], settings), json.loads(state["history"])
     except _LOAD_ERRORS as e:
         raise DigitsError(f"{path}: not a training checkpoint ({e}); delete it or set resnet.resume to false") from None
-    wanted = json.loads(fingerprint)
-    if saved != wanted:
-        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    if changed:
         raise DigitsError(f"{path}: made with other training params or data ({', '.join(changed)}); "
                           "delete it or set resnet.resume to false")
     model.load_state_dict(state["model"])
@@ -347,8 +341,13 @@ def predict_proba(model, x, *, device, batch_size=512, bf16=False):
 
 def save(model, path, arch, stem):
     """Write the arch, stem and the model's weights to path atomically, via a temporary file beside it."""
+    _write({"arch": arch, "stem": stem, "state_dict": model.state_dict()}, path)
+
+
+def _write(obj, path):
+    """torch.save `obj` to path atomically; the bytes do not depend on the file's name."""
     buffer = io.BytesIO()  # torch names the archive's folder after the file: keep it fixed for identical bytes
-    torch.save({"arch": arch, "stem": stem, "state_dict": model.state_dict()}, buffer)
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getvalue())
 

@@ -3,8 +3,8 @@
 A checkpoint holds the model's parameters and buffers, the optimizer's state, the
 schedule's step count, the state of every random generator (the training one that
 shuffles and augments, and the model's, which draws dropout masks), the epochs done
-and the figures logged for them.  A ``fingerprint`` string (the training settings and
-a hash of the data) guards against continuing a run made with other settings.
+and the figures logged for them.  A ``fingerprint`` string (`digits.fingerprint`: the training
+settings and a hash of the data) guards against continuing a run made with other settings.
 Nothing is unpickled: arrays are read with ``allow_pickle=False``, the rest is JSON.
 """
 
@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 
 from digits.errors import DigitsError
+from digits.fingerprint import changed_keys
 from digits.io import atomic_path
 
 _HEADER = "__checkpoint__"
@@ -24,8 +25,7 @@ def save_checkpoint(path, *, model, optimizer, schedule, rng, epochs_done, histo
 
     ``rng`` is the training generator; ``history`` the list of per-epoch figure dicts so far.
     """
-    arrays = {f"model/{name}": param for name, param, _ in model.parameters()}
-    arrays.update({f"model/{name}": value for name, value in model.buffers()})
+    arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
     arrays.update({f"optimizer/{name}": value for name, value in optimizer.state_dict().items()})
     header = {"epochs_done": epochs_done, "fingerprint": fingerprint, "history": history,
               "schedule": schedule.state_dict() if schedule is not None else None,
@@ -45,15 +45,13 @@ def load_checkpoint(path, *, model, optimizer, schedule, rng, fingerprint):
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         header = json.loads(str(arrays.pop(_HEADER)))
-        saved = json.loads(header["fingerprint"])
+        changed = changed_keys(header["fingerprint"], fingerprint)
     except FileNotFoundError:
         return 0, []
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as err:
         raise DigitsError(f"{path}: not a training checkpoint ({type(err).__name__}: {err}); "
                           "delete it or set cnn.resume to false") from None
-    wanted = json.loads(fingerprint)
-    if saved != wanted:
-        changed = sorted(key for key in set(wanted) | set(saved) if saved.get(key) != wanted.get(key))
+    if changed:
         raise DigitsError(f"{path}: made with other training settings or data ({', '.join(changed)}); "
                           "delete it or set cnn.resume to false")
     try:
@@ -66,19 +64,17 @@ def load_checkpoint(path, *, model, optimizer, schedule, rng, fingerprint):
 
 def _restore(arrays, header, *, model, optimizer, schedule, rng):
     """Copy the saved arrays, optimizer and schedule state and generator states into the live objects."""
-    own = {name: param for name, param, _ in model.parameters()}
-    own.update(model.buffers())
-    for name, param in own.items():
-        found = arrays.get(f"model/{name}")
-        if found is None or found.shape != param.shape or found.dtype != param.dtype:
-            raise DigitsError(f"model array {name} is missing or misshapen")
-        param[...] = found
-    prefix = "optimizer/"
-    optimizer.load_state_dict({key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)})
+    model.load_state_dict(_under(arrays, "model/"))
+    optimizer.load_state_dict(_under(arrays, "optimizer/"))
     if schedule is not None:
         schedule.load_state_dict(header["schedule"])
     for name, generator in _generators(model, rng).items():
         generator.bit_generator.state = header["rng"][name]
+
+
+def _under(arrays, prefix):
+    """The arrays whose names start with ``prefix``, under their names less it."""
+    return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
 
 
 def _generators(model, rng):

@@ -14,6 +14,7 @@ from digits.nn.layers import Dropout, Flatten, Linear
 from digits.nn.norm import BatchNorm1d, BatchNorm2d
 from digits.nn.parallel import one_blas_thread
 from digits.nn.pooling import AvgPool2d, MaxPool2d
+from digits.spec import check_arguments, parse_item
 
 # spec name -> (layer class, constructor argument inferred from the input shape)
 _LAYERS = {
@@ -95,20 +96,25 @@ class Sequential:
         return [(f"{index}.{key}", value) for index, layer in enumerate(self.layers)
                 for key, value in layer.buffers.items()]
 
+    def state_dict(self):
+        """{name: array} of every parameter and buffer, named as in ``parameters()`` and ``buffers()``; the live arrays."""
+        state = {name: param for name, param, _ in self.parameters()}
+        state.update(self.buffers())
+        return state
 
-def _parse_item(index, item):
-    """Split one spec item into (name, args); a bare string has no arguments."""
-    if isinstance(item, str):
-        name, args = item, {}
-    elif isinstance(item, dict) and len(item) == 1:
-        (name, args), = item.items()
-    else:
-        raise DigitsError(f"layer {index}: expected a layer name or a one-key mapping {{name: {{args}}}}, got {item!r}")
-    if name not in _LAYERS:
-        raise DigitsError(f"layer {index}: unknown layer {name!r}; known layers: {', '.join(_LAYERS)}")
-    if not isinstance(args, dict):
-        raise DigitsError(f"layer {index} ({name}): arguments must be a mapping, got {args!r}")
-    return name, args
+    def load_state_dict(self, arrays):
+        """Copy ``arrays`` ({name: array}, as ``state_dict()`` gives) into the parameters and buffers in place.
+
+        Raises a DigitsError when the names differ or an array's shape or dtype does not match.
+        """
+        own = self.state_dict()
+        if set(arrays) != set(own):
+            raise DigitsError(f"parameters {sorted(arrays)} do not match the spec, which needs {sorted(own)}")
+        for name, param in own.items():
+            if arrays[name].shape != param.shape or arrays[name].dtype != param.dtype:
+                raise DigitsError(f"parameter {name} is {arrays[name].dtype}{arrays[name].shape},"
+                                  f" expected {param.dtype}{param.shape}")
+            param[...] = arrays[name]
 
 
 def _make_layer(index, name, args, shape, rng, dtype):
@@ -117,11 +123,7 @@ def _make_layer(index, name, args, shape, rng, dtype):
     signature = inspect.signature(cls).parameters
     allowed = [arg for arg in signature if arg not in _INJECTED and arg != inferred]
     required = [arg for arg in allowed if signature[arg].default is inspect.Parameter.empty]
-    unknown = [arg for arg in args if arg not in allowed]
-    missing = [arg for arg in required if arg not in args]
-    if unknown or missing:
-        problem = f"unknown arguments {unknown}" if unknown else f"missing arguments {missing}"
-        raise DigitsError(f"layer {index} ({name}): {problem}; allowed arguments: {', '.join(allowed) or 'none'}")
+    check_arguments(index, name, args, allowed, required, "layer")
     injected = {arg: value for arg, value in (("rng", rng), ("dtype", dtype)) if arg in signature}
     if inferred:
         injected[inferred] = shape[0]
@@ -154,7 +156,7 @@ def build(spec, input_shape=(1, 28, 28), *, seed, dtype=np.float32):
     shape = tuple(input_shape)
     layers = []
     for index, item in enumerate(spec):
-        name, args = _parse_item(index, item)
+        name, args = parse_item(index, item, _LAYERS, "layer")
         layer, shape = _make_layer(index, name, args, shape, rng, dtype)
         layers.append(layer)
     return Sequential(layers)
@@ -166,8 +168,7 @@ def save(model, path, spec, input_shape):
     Parameters and buffers are stored under their ``parameters()`` / ``buffers()`` names;
     the spec, input shape and dtype as a JSON string, so loading needs no pickle.
     """
-    arrays = {name: param for name, param, _ in model.parameters()}
-    arrays.update(model.buffers())
+    arrays = model.state_dict()
     dtype = next(iter(arrays.values())).dtype.name if arrays else np.dtype(np.float32).name
     header = {"spec": spec, "input_shape": list(input_shape), "dtype": dtype}
     arrays[_HEADER_KEY] = np.array(json.dumps(header))
@@ -196,13 +197,8 @@ def load(path):
         model = build(spec, input_shape, seed=0, dtype=dtype)
     except DigitsError as err:
         raise DigitsError(f"{path}: {err}") from None
-    expected = {name: param for name, param, _ in model.parameters()}
-    expected.update(model.buffers())
-    if set(arrays) != set(expected):
-        raise DigitsError(f"{path}: parameters {sorted(arrays)} do not match the spec, which needs {sorted(expected)}")
-    for name, param in expected.items():
-        if arrays[name].shape != param.shape or arrays[name].dtype != param.dtype:
-            raise DigitsError(f"{path}: parameter {name} is {arrays[name].dtype}{arrays[name].shape},"
-                              f" expected {param.dtype}{param.shape}")
-        param[...] = arrays[name]
+    try:
+        model.load_state_dict(arrays)
+    except DigitsError as err:
+        raise DigitsError(f"{path}: {err}") from None
     return model

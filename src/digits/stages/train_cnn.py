@@ -1,6 +1,4 @@
 """Stage `train_cnn`: train the numpy CNN declared in params.yaml; model, probabilities, metrics, curves."""
-import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -9,6 +7,7 @@ import numpy as np
 from digits import nn
 from digits.data import load_split, to_float
 from digits.errors import DigitsError
+from digits.fingerprint import fingerprint
 from digits.io import write_json
 from digits.progress import progress
 from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
@@ -50,14 +49,6 @@ def setup(p: dict, input_shape: tuple, dtype: np.dtype, n_train: int) -> tuple:
     return model, optimizer, schedule, augment
 
 
-def fingerprint(p: dict, *arrays: np.ndarray) -> str:
-    """JSON of the training settings (all of `cnn` but `resume`) and a SHA-256 of the data arrays."""
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return json.dumps({**{key: value for key, value in p.items() if key != "resume"}, "data": digest.hexdigest()})
-
-
 def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
           log, checkpoint: Path = CHECKPOINT) -> tuple:
     """Train the (model, optimizer, schedule, augment) ``parts`` made by ``setup`` on float images
@@ -70,7 +61,8 @@ def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val
     """
     model, optimizer, schedule, augment = parts
     state = {"model": model, "optimizer": optimizer, "schedule": schedule, "rng": np.random.default_rng(p["seed"]),
-             "fingerprint": fingerprint(p, x_train, y_train, x_val, y_val)}
+             "fingerprint": fingerprint({key: value for key, value in p.items() if key != "resume"},
+                                        x_train, y_train, x_val, y_val)}
     done, history = nn.load_checkpoint(checkpoint, **state) if p["resume"] else (0, [])
     if p["resume"]:
         print(f"train_cnn: resuming from {checkpoint} after {done} of {p['epochs']} epochs" if done else

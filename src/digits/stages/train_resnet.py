@@ -24,7 +24,7 @@ def main(params: dict) -> None:
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, _ = load_split(PREPARED / "test.npz")
-    last = {}
+    last, scored = {}, {}  # the last epoch's figures and validation probabilities
     with resnet.distributed(p["device"]) as (device, rank):
         model = resnet.build_resnet(arch, stem, seed=p["seed"])
         resnet.load_weights(model, p["weights"], arch)
@@ -34,7 +34,8 @@ def main(params: dict) -> None:
 
         with epoch_log("resnet") if rank == 0 else nullcontext() as log:
             def on_epoch(epoch: int, loss: float, accuracy: float, lr: float) -> dict:
-                val_accuracy = float((proba(x_val).argmax(1) == y_val).mean())
+                scored["val"] = proba(x_val)
+                val_accuracy = float((scored["val"].argmax(1) == y_val).mean())
                 figures = {"train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val_accuracy, "lr": lr}
                 replay([figures])
                 return figures
@@ -50,9 +51,8 @@ def main(params: dict) -> None:
     if rank != 0:
         return
     resnet.save(model, MODELS / "resnet.pt", arch, stem)
-    val = proba(x_val)
+    val = scored["val"] if "val" in scored else proba(x_val)  # not scored here when every epoch was done before resuming
     save_predictions("resnet", val=val, test=proba(x_test))
-    last["val_accuracy"] = float((val.argmax(1) == y_val).mean())
     write_json(METRICS / "resnet.json", {k: round(v, 6) for k, v in last.items()})
     print(f"train_resnet: {arch} ({stem} stem) on {device}, {config.epochs} epochs: "
           f"validation accuracy {last['val_accuracy']:.4f}")
