@@ -47,6 +47,8 @@ def parse_table(raw: bytes, name: str, columns: list[str]) -> pd.DataFrame:
         df = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig", low_memory=False)
     except UnicodeDecodeError as e:
         raise DigitsError(f"{name}: byte {e.start} is not UTF-8 text, expected a plain CSV file") from None
+    except pd.errors.EmptyDataError:
+        raise DigitsError(f"{name}: no header line found, expected {_describe(columns)}") from None
     except pd.errors.ParserError as e:
         detail = str(e).strip().splitlines()[-1].removeprefix("Error tokenizing data. C error: ")
         raise DigitsError(f"{name}: {detail}; every row needs {len(columns)} fields") from None
