@@ -48,7 +48,7 @@ def project(tmp_path_factory):
         nn.save(net, "models/cnn.npz", SMALL_CNN, (1, 28, 28))
         save_predictions("cnn", nn.predict_proba(net, to_float(x_val)), nn.predict_proba(net, to_float(x_test)))
         untrained = resnet.build_resnet("resnet18", "stock", seed=0)
-        resnet.save(untrained, "models/resnet.pt", "resnet18", "stock")
+        resnet.save(untrained, "models/resnet.pt", "resnet18", "stock", tta=True)
         cpu = resnet.pick_device("cpu")
         save_predictions("resnet", *(resnet.predict_proba(untrained, v, device=cpu) for v in (x_val, x_test)))
         for model in ("cnn", "resnet"):
@@ -134,8 +134,9 @@ def test_the_ensemble_weighs_its_members_as_evaluate_fitted_them(project, capsys
 def test_resnet_probabilities_are_those_of_the_saved_model(project, capsys, tmp_path):
     path = draw(4, tmp_path / "4.png", 16)
     predicted, _ = run_predict(project, capsys, path, "--model", "resnet")
-    model, _ = resnet.load(project[0] / "models" / "resnet.pt")
-    expected = resnet.predict_proba(model, load_digit(path)[None], device=resnet.pick_device("cpu"))[0]
+    model, settings = resnet.load(project[0] / "models" / "resnet.pt")
+    assert settings["tta"]  # predicted with the test-time shifts the pipeline used
+    expected = resnet.predict_proba(model, load_digit(path)[None], device=resnet.pick_device("cpu"), tta=True)[0]
     assert predicted["4.png"][1] == pytest.approx(expected, abs=1e-3)
     assert predicted["4.png"][1].sum() == pytest.approx(1, abs=6e-3)
 

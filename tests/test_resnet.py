@@ -130,11 +130,32 @@ def test_save_load_round_trip(tmp_path):
     model = resnet.build_resnet("resnet18", "mid", seed=0)
     x, _ = two_class_images(8)
     path = tmp_path / "model.pt"
-    resnet.save(model, path, "resnet18", "mid")
-    loaded, arch = resnet.load(path)
-    assert arch == "resnet18" and isinstance(loaded.maxpool, torch.nn.Identity)
+    resnet.save(model, path, "resnet18", "mid", tta=True)
+    loaded, settings = resnet.load(path)
+    assert settings == {"arch": "resnet18", "stem": "mid", "tta": True}
+    assert isinstance(loaded.maxpool, torch.nn.Identity)
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
     np.testing.assert_array_equal(resnet.predict_proba(loaded, x, device=CPU), resnet.predict_proba(model, x, device=CPU))
+
+
+def test_a_model_file_from_before_tta_was_kept_predicts_without_it(tmp_path):
+    model = resnet.build_resnet("resnet18", seed=0)
+    torch.save({"arch": "resnet18", "stem": "stock", "state_dict": model.state_dict()}, tmp_path / "old.pt")
+    assert resnet.load(tmp_path / "old.pt")[1]["tta"] is False
+
+
+def test_tta_averages_the_image_and_its_four_one_pixel_shifts():
+    from torchvision.transforms.v2 import functional as F
+
+    model = fit()
+    x, _ = two_class_images(12, seed=2)
+    images = torch.from_numpy(x).unsqueeze(1)
+    moved = [F.affine(images, angle=0.0, translate=[dx, dy], scale=1.0, shear=[0.0]).squeeze(1).numpy()
+             for dx, dy in [(1, 0), (-1, 0), (0, 1), (0, -1)]]
+    expected = np.mean([resnet.predict_proba(model, v, device=CPU) for v in [x, *moved]], axis=0)
+    proba = resnet.predict_proba(model, x, device=CPU, batch_size=5, tta=True)
+    np.testing.assert_allclose(proba, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(proba, resnet.predict_proba(model, x, device=CPU), atol=1e-6)  # the shifts count
 
 
 def test_saved_bytes_do_not_depend_on_the_file_name(tmp_path):

@@ -4,10 +4,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from digits import resnet
+from digits.data import load_split
+from digits.io import load_npz
 from digits.stages import train_resnet
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -28,13 +31,29 @@ def run(workdir, **changes):
 
 
 def test_writes_model_predictions_metrics_and_curves(workdir):
-    run(workdir)
-    model, arch = resnet.load(workdir / "models" / "resnet.pt")
-    assert arch == "resnet18" and model.fc.out_features == 10
+    run(workdir, tta=True)
+    model, settings = resnet.load(workdir / "models" / "resnet.pt")
+    assert settings == {"arch": "resnet18", "stem": "stock", "tta": True} and model.fc.out_features == 10
     metrics = json.loads((workdir / "metrics" / "resnet.json").read_text())
-    assert set(metrics) == {"train_loss", "train_accuracy", "val_accuracy"}
+    assert set(metrics) == {"train_loss", "train_accuracy", "val_accuracy", "val_accuracy_tta"}
+    x_val, y_val = load_split(workdir / "data" / "prepared" / "val.npz")
+    predictions = load_npz(workdir / "predictions" / "resnet.npz")
+    np.testing.assert_allclose(predictions["val"], resnet.predict_proba(model, x_val, device="cpu", tta=True),
+                               atol=1e-6)  # the saved probabilities are those of the test-time shifts
+    assert metrics["val_accuracy_tta"] == round(float((predictions["val"].argmax(1) == y_val).mean()), 6)
     rows = (workdir / "dvclive" / "resnet" / "plots" / "metrics" / "val_accuracy.tsv").read_text().splitlines()
     assert len(rows) == 1 + 3
+
+
+def test_without_tta_the_predictions_are_the_last_epochs_scoring(workdir):
+    run(workdir, tta=False)
+    model, settings = resnet.load(workdir / "models" / "resnet.pt")
+    metrics = json.loads((workdir / "metrics" / "resnet.json").read_text())
+    assert not settings["tta"] and set(metrics) == {"train_loss", "train_accuracy", "val_accuracy"}
+    x_val, y_val = load_split(workdir / "data" / "prepared" / "val.npz")
+    val = load_npz(workdir / "predictions" / "resnet.npz")["val"]
+    np.testing.assert_allclose(val, resnet.predict_proba(model, x_val, device="cpu"), atol=1e-6)
+    assert metrics["val_accuracy"] == round(float((val.argmax(1) == y_val).mean()), 6)
 
 
 def test_resume_after_an_interruption_ends_with_the_same_outputs(workdir, monkeypatch, capsys):

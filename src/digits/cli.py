@@ -43,8 +43,8 @@ def predictor(model: str, models_dir: Path) -> Predictor:
     if model == "resnet":
         from digits import resnet
         cpu = resnet.pick_device("cpu")  # a few images: not worth starting an accelerator
-        net, _ = resnet.load(path, device=cpu)
-        return lambda x: resnet.predict_proba(net, x, device=cpu)
+        net, settings = resnet.load(path, device=cpu)
+        return lambda x: resnet.predict_proba(net, x, device=cpu, tta=settings["tta"])
     from digits import ensemble
     members, weights = ensemble.load(path, MODEL_NAMES)
     parts = [predictor(m, models_dir) for m in members]

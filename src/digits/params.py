@@ -88,6 +88,7 @@ class ResNet(_Section):
     weights: str
     seed: Seed
     resume: bool
+    tta: bool
     profiles: Annotated[dict[str, ResNetProfile], Field(min_length=1)]
 
 

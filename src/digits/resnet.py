@@ -42,6 +42,8 @@ SCHEDULES = ("onecycle", "cosine")
 # What torch.load raises for a file that is not what it should be (weights_only refuses code with UnpicklingError).
 _LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError, struct.error,
                 zipfile.BadZipFile)
+# The one-pixel moves (right, down) whose predictions test-time augmentation averages with the image's own.
+TTA_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 # Mean and standard deviation of MNIST pixels scaled to [0, 1].
 MEAN, STD = 0.1307, 0.3081
 
@@ -327,21 +329,37 @@ def _resume(path, model, optimizer, scheduler, settings):
     return state["epochs_done"], history
 
 
-def predict_proba(model, x, *, device, batch_size=512, bf16=False):
-    """Class probabilities (N, num_classes) float32 for uint8 images x (N, 28, 28); `bf16` as in `bf16_autocast`."""
+def predict_proba(model, x, *, device, batch_size=256, bf16=False, tta=False):
+    """Class probabilities (N, num_classes) float32 for uint8 images x (N, 28, 28); `bf16` as in `bf16_autocast`.
+
+    With `tta`, each image's probabilities are the mean over it and its copies moved one pixel
+    left, right, up and down (TTA_SHIFTS): five forward passes instead of one.
+    """
     images, device = _images(x), torch.device(device)
     proba = np.empty((len(images), model.fc.out_features), np.float32)
+    shifts = [(0, 0), *TTA_SHIFTS] if tta else [(0, 0)]
     model.to(device).eval()
     with torch.inference_mode(), bf16_autocast(device, bf16):
         for start in range(0, len(images), batch_size):
-            logits = model(_normalise(images[start : start + batch_size].to(device)))
-            proba[start : start + batch_size] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            batch = images[start : start + batch_size].to(device)
+            views = [torch.softmax(model(_normalise(_shift(batch, dx, dy))).float(), dim=1) for dx, dy in shifts]
+            proba[start : start + batch_size] = (sum(views) / len(views)).cpu().numpy()
     return proba
 
 
-def save(model, path, arch, stem):
-    """Write the arch, stem and the model's weights to path atomically, via a temporary file beside it."""
-    _write({"arch": arch, "stem": stem, "state_dict": model.state_dict()}, path)
+def _shift(images, dx, dy):
+    """Images (N, C, H, W) moved dx pixels right and dy pixels down (each -1, 0 or 1); the uncovered edge is 0."""
+    if dx == dy == 0:
+        return images
+    height, width = images.shape[-2:]
+    padded = nn.functional.pad(images, (1, 1, 1, 1))
+    return padded[..., 1 - dy : 1 - dy + height, 1 - dx : 1 - dx + width]
+
+
+def save(model, path, arch, stem, *, tta=False):
+    """Write the arch, stem, whether predictions use test-time augmentation, and the model's weights
+    to path atomically, via a temporary file beside it."""
+    _write({"arch": arch, "stem": stem, "tta": tta, "state_dict": model.state_dict()}, path)
 
 
 def _write(obj, path):
@@ -353,7 +371,8 @@ def _write(obj, path):
 
 
 def load(path, device="cpu"):
-    """The (model, arch) written by save, with the model on device.
+    """(model, settings) as written by save: the model on device, and a dict of its "arch", "stem" and
+    "tta" (False in files written before that was kept).
 
     Nothing in the file is executed: torch unpickles only tensors and plain containers
     (`weights_only=True`), and anything else is refused with a DigitsError naming the file.
@@ -368,7 +387,8 @@ def load(path, device="cpu"):
     except _LOAD_ERRORS as e:
         reason = str(e).strip().splitlines()[0]
         raise DigitsError(f"{path}: not a ResNet written by digits ({type(e).__name__}: {reason})") from None
-    return model.to(device), checkpoint["arch"]
+    settings = {"arch": checkpoint["arch"], "stem": checkpoint["stem"], "tta": bool(checkpoint.get("tta", False))}
+    return model.to(device), settings
 
 
 def config_from(profile, seed):

@@ -29,8 +29,8 @@ def main(params: dict) -> None:
         model = resnet.build_resnet(arch, stem, seed=p["seed"])
         resnet.load_weights(model, p["weights"], arch)
 
-        def proba(x):
-            return resnet.predict_proba(model, x, device=device, bf16=config.bf16)
+        def proba(x, tta=False):
+            return resnet.predict_proba(model, x, device=device, bf16=config.bf16, tta=tta)
 
         with epoch_log("resnet") if rank == 0 else nullcontext() as log:
             def on_epoch(epoch: int, loss: float, accuracy: float, lr: float) -> dict:
@@ -50,12 +50,16 @@ def main(params: dict) -> None:
                          checkpoint=CHECKPOINT, resume=p["resume"], on_resume=replay)
     if rank != 0:
         return
-    resnet.save(model, MODELS / "resnet.pt", arch, stem)
-    val = scored["val"] if "val" in scored else proba(x_val)  # not scored here when every epoch was done before resuming
-    save_predictions("resnet", val=val, test=proba(x_test))
+    resnet.save(model, MODELS / "resnet.pt", arch, stem, tta=p["tta"])
+    if p["tta"] or "val" not in scored:  # not scored yet when every epoch was done before resuming
+        scored["val"] = proba(x_val, p["tta"])
+    if p["tta"]:
+        last["val_accuracy_tta"] = float((scored["val"].argmax(1) == y_val).mean())
+    save_predictions("resnet", val=scored["val"], test=proba(x_test, p["tta"]))
     write_json(METRICS / "resnet.json", {k: round(v, 6) for k, v in last.items()})
+    tta = f", {last['val_accuracy_tta']:.4f} with test-time shifts" if p["tta"] else ""
     print(f"train_resnet: {arch} ({stem} stem) on {device}, {config.epochs} epochs: "
-          f"validation accuracy {last['val_accuracy']:.4f}")
+          f"validation accuracy {last['val_accuracy']:.4f}{tta}")
 
 
 if __name__ == "__main__":
