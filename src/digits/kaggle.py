@@ -13,7 +13,6 @@ import io
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Iterator
 import yaml
 
 from digits.errors import DigitsError
+from digits.provenance import git
 
 SETTINGS_URL = "https://www.kaggle.com/settings/api"
 MAX_POLL_SECONDS = 30  # the longest pause between two looks at a submission's status
@@ -255,12 +255,12 @@ def submission_message(model: str, val_accuracy: float, params: dict) -> str:
     E.g. "ensemble | commit 1a2b3c4 | cnn.epochs=20, knn.n_neighbors=5 | val accuracy 0.9915".
     A list that changed (e.g. cnn.layers) is named without its value, to keep the line short.
     """
-    commit = _git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", "HEAD")
     if commit is None:
         return f"{model} | no git commit | val accuracy {val_accuracy:.4f}"
-    if _git("status", "--porcelain", "--untracked-files=no", "--", "src", "dvc.yaml"):
+    if git("status", "--porcelain", "--untracked-files=no", "--", "src", "dvc.yaml"):
         commit += " with uncommitted code"
-    committed = _git("show", "HEAD:params.yaml")
+    committed = git("show", "HEAD:params.yaml")
     if committed is None:
         changes = "params.yaml not committed"
     else:
@@ -269,15 +269,6 @@ def submission_message(model: str, val_accuracy: float, params: dict) -> str:
                             for key, value in sorted(_flatten(params).items())
                             if base.get(key, ...) != value) or "params as committed"
     return f"{model} | commit {commit} | {changes} | val accuracy {val_accuracy:.4f}"
-
-
-def _git(*args: str) -> str | None:
-    """Stripped stdout of a git command, or None when git or the repository is missing."""
-    try:
-        result = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout.strip()
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

@@ -11,6 +11,11 @@ def _round(value) -> float:
     return round(float(value), 6)
 
 
+def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Share of the rows of proba (N, 10) whose most probable digit is y_true (N,)."""
+    return float(np.mean(proba.argmax(axis=1) == y_true))
+
+
 def scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Accuracy, macro precision / recall / F1 of `proba.argmax(1)` and the log-loss of `proba`.
 

@@ -19,10 +19,16 @@ def environment() -> dict[str, str]:
 
 
 def _git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    commit, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    if commit is None or dirty is None:
         return "unknown (not a git checkout)"
     return commit + ("+dirty" if dirty else "")
+
+
+def git(*args: str) -> str | None:
+    """Stripped stdout of a git command, or None when git or the repository is missing."""
+    try:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip()

@@ -349,8 +349,6 @@ def predict_proba(model, x, *, device, batch_size=256, bf16=False, tta=False):
 
 def _shift(images, dx, dy):
     """Images (N, C, H, W) moved dx pixels right and dy pixels down (each -1, 0 or 1); the uncovered edge is 0."""
-    if dx == dy == 0:
-        return images
     height, width = images.shape[-2:]
     padded = nn.functional.pad(images, (1, 1, 1, 1))
     return padded[..., 1 - dy : 1 - dy + height, 1 - dx : 1 - dx + width]

@@ -244,13 +244,13 @@ def sample_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_files(test_fraction: float = 0.3, seed: int = 0) -> dict[str, bytes]:
-    """The bundled sample in the competition's layout, with the test labels as solution.csv."""
+    """The bundled sample in the competition's layout (`validated` adds sample_submission.csv), with the
+    test labels as solution.csv."""
     images, labels = sample_images()
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=test_fraction, stratify=labels, random_state=seed)
     return {
         "train.csv": _digits_csv(x_train, y_train),
         "test.csv": _digits_csv(x_test, None),
-        "sample_submission.csv": submission_csv(np.zeros(len(x_test), dtype=np.uint8)),
         "solution.csv": submission_csv(y_test),
     }

@@ -62,7 +62,7 @@ class Conv2d(Layer):
         self._add_param("weight", weight)
         if bias is not None:
             self._add_param("bias", bias)
-        self._algorithms = {}  # (method, height, width) -> the algorithm object, which holds the backward cache
+        self._algorithms = {}  # (height, width) of the input -> the algorithm object, which holds the backward cache
         self._last = None
 
     def output_shape(self, shape):

@@ -48,7 +48,7 @@ class Sequential:
         self.layers = list(layers)
         self._order = list(range(len(self.layers)))  # the order forward runs the layers in
         for i in range(len(self.layers) - 1):
-            if type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2d and self._order[i] == i:
+            if type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2d:
                 self._order[i], self._order[i + 1] = i + 1, i
         self.train()
 

@@ -38,14 +38,16 @@ class _BatchNorm(Layer):
             if count < 2:
                 raise ValueError(f"batch norm in training needs more than one value per feature, got input {x.shape}")
             mean = x.mean(axis=self.axes)
-            var = x.var(axis=self.axes)
+            centered = x - self._per_feature(mean, x.ndim)
+            var = (centered * centered).mean(axis=self.axes)  # as x.var does it, without its second mean
             m = x.dtype.type(self.momentum)
             self.buffers["running_mean"] += m * (mean - self.buffers["running_mean"])
             self.buffers["running_var"] += m * (var * x.dtype.type(count / (count - 1)) - self.buffers["running_var"])
         else:
-            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+            var = self.buffers["running_var"]
+            centered = x - self._per_feature(self.buffers["running_mean"], x.ndim)
         inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
-        xhat = (x - self._per_feature(mean, x.ndim)) * self._per_feature(inv_std, x.ndim)
+        xhat = centered * self._per_feature(inv_std, x.ndim)
         self._cache = (xhat, inv_std, count)
         return xhat * self._per_feature(weight, x.ndim) + self._per_feature(self.params["bias"], x.ndim)
 

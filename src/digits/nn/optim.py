@@ -15,11 +15,13 @@ import numpy as np
 from digits.errors import DigitsError
 
 
-def _check_range(name, value, low, high=None):
+def check_range(name, value, low, high=None, kind="optimizer"):
+    """``value`` as a float, or a DigitsError naming the ``kind`` of setting unless it is a number
+    >= ``low`` (and < ``high`` when given)."""
     is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not (is_number and value >= low and (high is None or value < high)):
         bound = f"in [{low}, {high})" if high is not None else f">= {low}"
-        raise DigitsError(f"optimizer setting {name} must be {bound}, got {value!r}")
+        raise DigitsError(f"{kind} setting {name} must be {bound}, got {value!r}")
     return float(value)
 
 
@@ -32,9 +34,9 @@ class SGD:
     """
 
     def __init__(self, parameters, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        self.lr = _check_range("lr", lr, 0.0)
-        self.momentum = _check_range("momentum", momentum, 0.0)
-        self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
+        self.lr = check_range("lr", lr, 0.0)
+        self.momentum = check_range("momentum", momentum, 0.0)
+        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
         if not isinstance(nesterov, bool):
             raise DigitsError(f"optimizer setting nesterov must be true or false, got {nesterov!r}")
         if nesterov and not self.momentum:
@@ -78,12 +80,12 @@ class Adam:
     decoupled = False
 
     def __init__(self, parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        self.lr = _check_range("lr", lr, 0.0)
+        self.lr = check_range("lr", lr, 0.0)
         if not (isinstance(betas, (list, tuple)) and len(betas) == 2):
             raise DigitsError(f"optimizer setting betas must be two numbers, got {betas!r}")
-        self.betas = (_check_range("betas[0]", betas[0], 0.0, 1.0), _check_range("betas[1]", betas[1], 0.0, 1.0))
-        self.eps = _check_range("eps", eps, 0.0)
-        self.weight_decay = _check_range("weight_decay", weight_decay, 0.0)
+        self.betas = (check_range("betas[0]", betas[0], 0.0, 1.0), check_range("betas[1]", betas[1], 0.0, 1.0))
+        self.eps = check_range("eps", eps, 0.0)
+        self.weight_decay = check_range("weight_decay", weight_decay, 0.0)
         self._params = [(param, grad) for _, param, grad in parameters]
         self._m = [np.zeros_like(param) for param, _ in self._params]
         self._v = [np.zeros_like(param) for param, _ in self._params]

@@ -9,7 +9,7 @@ import math
 from abc import ABC, abstractmethod
 
 from digits.errors import DigitsError
-from digits.nn.optim import _check_range
+from digits.nn.optim import check_range
 
 
 def _check_steps(name, value):
@@ -48,7 +48,7 @@ class StepLR(_Schedule):
 
     def __init__(self, optimizer, step_size, gamma):
         self.step_size = _check_steps("step_size", step_size)
-        self.gamma = _check_range("gamma", gamma, 0.0)
+        self.gamma = check_range("gamma", gamma, 0.0, kind="schedule")
         super().__init__(optimizer)
 
     def lr_at(self, step):
@@ -61,7 +61,7 @@ class CosineLR(_Schedule):
 
     def __init__(self, optimizer, total_steps, min_lr=0.0):
         self.total_steps = _check_steps("total_steps", total_steps)
-        self.min_lr = _check_range("min_lr", min_lr, 0.0)
+        self.min_lr = check_range("min_lr", min_lr, 0.0, kind="schedule")
         super().__init__(optimizer)
 
     def lr_at(self, step):
@@ -79,9 +79,9 @@ class OneCycleLR(_Schedule):
 
     def __init__(self, optimizer, total_steps, warmup=0.3, div_factor=25.0, final_div_factor=1e4):
         self.total_steps = _check_steps("total_steps", total_steps)
-        self.warmup = _check_range("warmup", warmup, 0.0, 1.0)
-        self.div_factor = _check_range("div_factor", div_factor, 1.0)
-        self.final_div_factor = _check_range("final_div_factor", final_div_factor, 1.0)
+        self.warmup = check_range("warmup", warmup, 0.0, 1.0, kind="schedule")
+        self.div_factor = check_range("div_factor", div_factor, 1.0, kind="schedule")
+        self.final_div_factor = check_range("final_div_factor", final_div_factor, 1.0, kind="schedule")
         self.peak_step = self.warmup * self.total_steps - 1  # torch's phase boundary, a float
         if not 0 < self.peak_step < self.total_steps - 1:
             raise DigitsError(f"schedule setting warmup={warmup} leaves no room for a rise and a fall "

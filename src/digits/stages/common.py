@@ -26,11 +26,6 @@ FIGURES = REPORTS / "figures"
 MODEL_NAMES = ("cnn", "knn", "resnet")
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """The whole params.yaml as a dict, checked against the schema in `digits.params` first."""
-    return params.load(path)
-
-
 def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
     """Decorate a stage body `fn(params)` into a `main()` that times it and turns DigitsError into exit 1.
 
@@ -44,7 +39,7 @@ def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
             signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
             signal.signal(signal.SIGTERM, _interrupt)
             try:
-                fn(load_params())
+                fn(params.load())
             except DigitsError as e:
                 print(f"{name}: error: {e}", file=sys.stderr)
                 sys.exit(1)

@@ -1,13 +1,11 @@
 """Stage `evaluate`: score every model and their ensemble; confusion data, figures and reports/report.md."""
 import json
 
-import numpy as np
-
 from digits import ensemble, report
 from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
-from digits.metrics import confusion_records, per_class, scores
+from digits.metrics import accuracy, confusion_records, per_class, scores
 from digits.provenance import environment
 from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
 from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, MODELS, PREDICTIONS, PREPARED, REPORTS,
@@ -50,7 +48,7 @@ def main(params: dict) -> None:
     for name, p in probs.items():
         results[name] = {"val": scores(y_val, p["val"])}
         if y_test is not None:
-            results[name]["test"] = {"accuracy": round(float(np.mean(p["test"].argmax(1) == y_test)), 6)}
+            results[name]["test"] = {"accuracy": round(accuracy(y_test, p["test"]), 6)}
         classes[name] = per_class(y_val, p["val"])
         y_pred = p["val"].argmax(axis=1)
         write_json(REPORTS / "confusion" / f"{name}.json", confusion_records(y_val, y_pred))

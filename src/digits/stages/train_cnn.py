@@ -9,6 +9,7 @@ from digits.data import load_split, to_float
 from digits.errors import DigitsError
 from digits.fingerprint import fingerprint
 from digits.io import write_json
+from digits.metrics import accuracy
 from digits.progress import progress
 from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
 
@@ -72,13 +73,13 @@ def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val
     val_probs = None
     for epoch in progress(range(done, p["epochs"]), "train_cnn", unit="epoch"):
         lr = optimizer.lr
-        loss, accuracy = nn.train_epoch(model, optimizer, x_train, y_train, p["batch_size"], state["rng"],
+        loss, train_accuracy = nn.train_epoch(model, optimizer, x_train, y_train, p["batch_size"], state["rng"],
                                         schedule=schedule, augment=augment, label_smoothing=p["label_smoothing"])
         val_probs = nn.predict_proba(model, x_val)
         chosen = val_probs[np.arange(len(y_val)), y_val]
-        history.append({"train_loss": loss, "train_accuracy": accuracy,
+        history.append({"train_loss": loss, "train_accuracy": train_accuracy,
                         "val_loss": float(-np.log(np.maximum(chosen, 1e-12)).mean()),
-                        "val_accuracy": float((val_probs.argmax(axis=1) == y_val).mean()), "lr": lr})
+                        "val_accuracy": accuracy(y_val, val_probs), "lr": lr})
         nn.save_checkpoint(checkpoint, **state, epochs_done=epoch + 1, history=history)
         log(**history[-1])
     if val_probs is None:  # every epoch was done before an interruption

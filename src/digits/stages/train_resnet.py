@@ -8,8 +8,8 @@ from pathlib import Path
 
 from digits import resnet
 from digits.data import load_split
-from digits.errors import DigitsError
 from digits.io import write_json
+from digits.metrics import accuracy
 from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
 
 CHECKPOINT = Path("checkpoints/resnet.pt")
@@ -18,8 +18,6 @@ CHECKPOINT = Path("checkpoints/resnet.pt")
 @stage("train_resnet")
 def main(params: dict) -> None:
     p = params["resnet"]
-    if p["profile"] not in p["profiles"]:
-        raise DigitsError(f"params.yaml: resnet.profile is {p['profile']!r}, expected one of {sorted(p['profiles'])}")
     arch, stem, config = resnet.config_from(p["profiles"][p["profile"]], p["seed"])
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
@@ -33,10 +31,10 @@ def main(params: dict) -> None:
             return resnet.predict_proba(model, x, device=device, bf16=config.bf16, tta=tta)
 
         with epoch_log("resnet") if rank == 0 else nullcontext() as log:
-            def on_epoch(epoch: int, loss: float, accuracy: float, lr: float) -> dict:
+            def on_epoch(epoch: int, loss: float, train_accuracy: float, lr: float) -> dict:
                 scored["val"] = proba(x_val)
-                val_accuracy = float((scored["val"].argmax(1) == y_val).mean())
-                figures = {"train_loss": loss, "train_accuracy": accuracy, "val_accuracy": val_accuracy, "lr": lr}
+                val_accuracy = accuracy(y_val, scored["val"])
+                figures = {"train_loss": loss, "train_accuracy": train_accuracy, "val_accuracy": val_accuracy, "lr": lr}
                 replay([figures])
                 return figures
 
@@ -54,7 +52,7 @@ def main(params: dict) -> None:
     if p["tta"] or "val" not in scored:  # not scored yet when every epoch was done before resuming
         scored["val"] = proba(x_val, p["tta"])
     if p["tta"]:
-        last["val_accuracy_tta"] = float((scored["val"].argmax(1) == y_val).mean())
+        last["val_accuracy_tta"] = accuracy(y_val, scored["val"])
     save_predictions("resnet", val=scored["val"], test=proba(x_test, p["tta"]))
     write_json(METRICS / "resnet.json", {k: round(v, 6) for k, v in last.items()})
     tta = f", {last['val_accuracy_tta']:.4f} with test-time shifts" if p["tta"] else ""
