@@ -1,7 +1,10 @@
 """Fixtures shared by the stage tests."""
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from digits.io import save_npz
 
@@ -19,3 +22,9 @@ def workdir(tmp_path, monkeypatch):
         save_npz(tmp_path / "data" / "prepared" / f"{split}.npz", **arrays)
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# Under CI, hypothesis draws the same examples every run, so a failure there reproduces on a rerun.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+    settings.load_profile("ci")

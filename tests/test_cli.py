@@ -19,6 +19,7 @@ from digits.preprocess import load_digit, to_mnist
 from digits.sources import sample_images
 from digits.stages import evaluate, train_knn
 from digits.stages.common import save_predictions
+from needs import require
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CNN = [{"conv2d": {"out_channels": 8, "kernel_size": 5}}, "relu", {"maxpool2d": {"kernel_size": 2}},
@@ -168,8 +169,7 @@ def test_a_missing_model_is_named_in_one_line(capsys, tmp_path):
 
 def test_the_console_script_is_installed(project, tmp_path):
     script = Path(sys.executable).parent / "digits"
-    if not script.exists() and shutil.which("digits") is None:
-        pytest.skip("the `digits` console script is not installed beside this python (pip install -e .)")
+    require(script.exists() or shutil.which("digits") is not None, "the `digits` console script beside this python")
     result = subprocess.run([str(script) if script.exists() else "digits", "predict",
                              str(draw(5, tmp_path / "5.png", 16)), "--model", "cnn"],
                             cwd=project[0], capture_output=True, text=True, timeout=120)

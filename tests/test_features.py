@@ -115,7 +115,8 @@ def test_pca_axes_have_a_fixed_sign_and_nest(images):
     big, small = PCA(20).fit(x), PCA(7).fit(x)
     assert (big.components_[np.arange(20), np.abs(big.components_).argmax(axis=1)] > 0).all()
     np.testing.assert_array_equal(small.components_, big.components_[:7])
-    np.testing.assert_array_equal(small.transform(x), big.transform(x)[:, :7])
+    # the same axes; the products differ in shape, so BLAS may round them differently (float32 result: ~1e-7)
+    np.testing.assert_allclose(small.transform(x), big.transform(x)[:, :7], rtol=1e-5, atol=1e-6)
 
 
 def test_transforms_are_fitted_on_training_images_only(images):

@@ -60,10 +60,12 @@ def test_auto_without_credentials_runs_the_sample_and_says_so_loudly(tmp_path):
     assert not Path(env["KAGGLE_CONFIG_DIR"]).exists()  # the kaggle client (which creates it) was never imported
 
 
-def closed_port() -> int:
+@pytest.fixture
+def closed_port():
+    """A local port that refuses connections: bound for the whole test (so nothing else can take it), never listening."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 RULES = "https://www.kaggle.com/competitions/digit-recognizer/rules"
@@ -85,7 +87,7 @@ FAILURES = {
 
 
 @pytest.mark.parametrize("case", FAILURES)
-def test_each_failure_stops_with_one_line_saying_what_to_do_and_writes_nothing(standin, tmp_path, case):
+def test_each_failure_stops_with_one_line_saying_what_to_do_and_writes_nothing(standin, tmp_path, case, closed_port):
     env = client_env(tmp_path, standin, credentials=None if case == "no credentials" else "env")
     data = {"source": "kaggle"}
     if case == "wrong key":
@@ -100,7 +102,7 @@ def test_each_failure_stops_with_one_line_saying_what_to_do_and_writes_nothing(s
     elif case == "unknown competition":
         data["competition"] = "digit-recogniser"
     elif case == "unreachable":
-        env["http_proxy"] = f"http://127.0.0.1:{closed_port()}"
+        env["http_proxy"] = f"http://127.0.0.1:{closed_port}"
     result, raw = run_download(tmp_path, env, **data)
     assert result.returncode == 1
     assert result.stderr.startswith(f"download: error: {FAILURES[case]}"), result.stderr

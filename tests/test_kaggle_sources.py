@@ -84,7 +84,8 @@ def test_mnist_is_written_in_the_competition_format_with_its_test_labels(fake_mn
 def test_missing_mnist_files_that_cannot_be_downloaded_are_named(tmp_path, monkeypatch):
     for name in ("http_proxy", "https_proxy"):  # no network: every download attempt is refused at once
         monkeypatch.setenv(name, "http://127.0.0.1:9")
-    monkeypatch.delenv("no_proxy", raising=False)
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY"):  # the upper-case ones apply too
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(DigitsError, match=rf"data.mnist_root: {tmp_path}/MNIST/raw lacks readable MNIST files "
                                           r"and they could not be downloaded \(.*\); copy train-images-idx3-ubyte"):
         fetch("mnist", mnist_root=str(tmp_path))

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from kaggle_standin import KEY, client_env, standin  # noqa: F401 (fixture)
+from needs import require
 from repo_copy import copy_repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,7 @@ def files_holding(folder: Path, secret: str) -> list[str]:
 
 
 def test_repro_downloads_trains_uploads_and_records_the_public_score(standin, tmp_path):
-    if shutil.which("git") is None or not (BIN / "dvc").exists():
-        pytest.skip("needs git and dvc installed beside this python")
+    require(shutil.which("git") is not None and (BIN / "dvc").exists(), "git or dvc beside this python")
     repo = copy_repo(tmp_path / "repo")
     commit = git(repo, "rev-parse", "--short", "HEAD")
     set_params(repo, **{"data.source": "kaggle", "cnn.epochs": 1, "cnn.schedule": "step",

@@ -235,6 +235,8 @@ def test_missing_weights_file_and_offline_imagenet(tmp_path, monkeypatch):
         resnet.load_weights(resnet.build_resnet(), str(tmp_path / "nowhere.pth"), "resnet18")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: torchvision must try to download
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")  # and fail fast, as on a machine without network
+    for name in ("no_proxy", "NO_PROXY", "HTTPS_PROXY"):  # nothing may exempt the download or send it elsewhere
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(DigitsError, match=r"imagenet: cannot download .*resnet18-f37072fd\.pth.*copy that file to"):
         resnet.load_weights(resnet.build_resnet(), "imagenet", "resnet18")
 

@@ -170,6 +170,7 @@ def test_dropout_drops_about_p_and_rescales_like_torch(p):
     assert abs(dropped.mean() - p) < 0.01
     np.testing.assert_allclose(out[~dropped], x[~dropped] / (1 - p), rtol=1e-14)
 
+    torch.manual_seed(0)
     torch_out = F.dropout(torch.from_numpy(x), p, training=True).numpy()
     assert abs((torch_out == 0).mean() - dropped.mean()) < 0.01
     np.testing.assert_allclose(np.unique(torch_out[torch_out != 0] / x[torch_out != 0]), 1 / (1 - p))

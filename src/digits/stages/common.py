@@ -1,4 +1,4 @@
-"""What every stage shares: paths, params, error handling, timing and per-epoch logging."""
+"""What every stage shares: paths, params, error handling and timing."""
 from __future__ import annotations
 
 import functools
@@ -6,9 +6,8 @@ import os
 import signal
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -72,25 +71,3 @@ def load_predictions(model: str) -> dict[str, np.ndarray]:
             what = "no such array" if found is None else f"{found.dtype} of shape {found.shape}"
             raise DigitsError(f"{path}: {split!r} is {what}, expected float class probabilities of shape (N, 10)")
     return {"val": arrays["val"], "test": arrays["test"]}
-
-
-@contextmanager
-def epoch_log(model: str) -> Iterator[Callable[..., None]]:
-    """Yield `log(**values)`, called once per epoch with train_loss, train_accuracy, val_accuracy, lr.
-
-    Values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`, drawn by `dvc plots show`);
-    on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
-    """
-    from dvclive import Live
-
-    from digits.plots import curves_figure
-
-    history: list[dict[str, float]] = []
-    with Live(f"dvclive/{model}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        def log(**values: float) -> None:
-            history.append(values)
-            for key, value in values.items():
-                live.log_metric(key, float(value))
-            live.next_step()
-        yield log
-    curves_figure(history, model, FIGURES / f"{model}_curves.png")

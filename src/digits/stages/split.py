@@ -1,4 +1,7 @@
 """Stage `split`: validate data/raw/ and write stratified train/val splits and the test set as uint8 .npz."""
+import math
+
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from digits.data import read_digits, read_labels
@@ -13,6 +16,7 @@ def main(params: dict) -> None:
     if not 0 < val_fraction < 1:
         raise DigitsError(f"params.yaml: split.val_fraction is {val_fraction}, expected a number between 0 and 1")
     x, y = read_digits(RAW / "train.csv", labelled=True)
+    check_splittable(y, val_fraction)
     x_test, _ = read_digits(RAW / "test.csv", labelled=False)
     try:
         x_train, x_val, y_train, y_val = train_test_split(
@@ -28,6 +32,25 @@ def main(params: dict) -> None:
     else:
         save_npz(PREPARED / "test.npz", x=x_test)
     print(f"split: {len(y_train):,} train, {len(y_val):,} validation, {len(x_test):,} test images")
+
+
+def check_splittable(y: np.ndarray, val_fraction: float) -> None:
+    """Refuse labels (N,) that cannot give a digit classifier a stratified training and validation split."""
+    counts = np.bincount(y, minlength=10)
+    present = np.flatnonzero(counts)
+    where = RAW / "train.csv"
+    if len(present) < 2:
+        raise DigitsError(f"{where}: every row is labelled {present[0]}; a classifier needs rows of at least two "
+                          "digits (the competition's train.csv has all ten)")
+    rare = [f"{digit} ({counts[digit]} row)" for digit in present if counts[digit] < 2]
+    if rare:
+        raise DigitsError(f"{where}: too few rows of digit {', '.join(rare)}; each digit present needs at least 2 "
+                          "rows, one for the training split and one for the validation split")
+    n_val = math.ceil(val_fraction * len(y))
+    if n_val < len(present) or len(y) - n_val < len(present):
+        raise DigitsError(f"{where}: {len(y)} rows split by split.val_fraction={val_fraction} give {n_val} validation "
+                          f"and {len(y) - n_val} training rows, fewer than the {len(present)} digits present; "
+                          "add rows or change split.val_fraction")
 
 
 if __name__ == "__main__":

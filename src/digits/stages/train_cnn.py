@@ -11,7 +11,8 @@ from digits.fingerprint import fingerprint
 from digits.io import write_json
 from digits.metrics import accuracy
 from digits.progress import progress
-from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
+from digits.stages.common import METRICS, MODELS, PREPARED, save_predictions, stage
+from digits.stages.epochs import epoch_log
 
 CHECKPOINT = Path("checkpoints/cnn.npz")
 

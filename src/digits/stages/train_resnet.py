@@ -10,7 +10,8 @@ from digits import resnet
 from digits.data import load_split
 from digits.io import write_json
 from digits.metrics import accuracy
-from digits.stages.common import METRICS, MODELS, PREPARED, epoch_log, save_predictions, stage
+from digits.stages.common import METRICS, MODELS, PREPARED, save_predictions, stage
+from digits.stages.epochs import epoch_log
 
 CHECKPOINT = Path("checkpoints/resnet.pt")
 

@@ -1,0 +1,26 @@
+"""Per-epoch figures of a training stage: dvclive curves for `dvc plots show` and a PNG of them."""
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from dvclive import Live
+
+from digits.plots import curves_figure
+from digits.stages.common import FIGURES
+
+
+@contextmanager
+def epoch_log(model: str) -> Iterator[Callable[..., None]]:
+    """Yield `log(**values)`, called once per epoch with train_loss, train_accuracy, val_accuracy, lr.
+
+    Values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`, drawn by `dvc plots show`);
+    on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
+    """
+    history: list[dict[str, float]] = []
+    with Live(f"dvclive/{model}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        def log(**values: float) -> None:
+            history.append(values)
+            for key, value in values.items():
+                live.log_metric(key, float(value))
+            live.next_step()
+        yield log
+    curves_figure(history, model, FIGURES / f"{model}_curves.png")
