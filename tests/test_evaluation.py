@@ -147,6 +147,8 @@ def write_params(ensemble_spec):
     """The project's params.yaml with evaluate.ensemble replaced, into the current folder."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["evaluate"]["ensemble"] = ensemble_spec
+    params["cnn_members"] = {"cnn": {}}  # the one numpy CNN stage_dir holds predictions of
+    params["submit"]["models"] = ["cnn", "knn", "resnet", "ensemble"]
     with open("params.yaml", "w") as f:
         yaml.safe_dump(params, f)
 
@@ -198,7 +200,7 @@ def test_evaluate_uses_the_weights_it_is_given(stage_dir):
 @pytest.mark.parametrize("spec, message", [
     (["cnn", "knn"], "evaluate.ensemble"),  # the schema in digits.params names the key
     ({"members": ["cnn", "svm"], "weights": "fit"}, "evaluate.ensemble.members"),
-    ({"members": ["cnn", "cnn"], "weights": "fit"}, "members is ['cnn', 'cnn'], expected a non-empty list of distinct"),
+    ({"members": ["cnn", "cnn"], "weights": "fit"}, "members: found ['cnn', 'cnn'], expected distinct names of cnn, knn"),
     ({"members": ["cnn", "knn"], "weights": [0, 0]}, "weights is [0, 0], expected 2 numbers >= 0"),
 ])
 def test_a_bad_ensemble_in_params_stops_evaluate_in_one_line(stage_dir, capsys, spec, message):

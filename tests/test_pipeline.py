@@ -57,9 +57,11 @@ def own_copy(repo, reproduced, tmp_path):
 
 def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     copy, _ = repo
-    for stage in ("download", "split", "train_cnn", "train_knn", "train_resnet", "evaluate", "submit"):
+    for stage, timing in (("download", "download"), ("split", "split"), ("train_cnn@cnn", "train_cnn"),
+                          ("train_cnn@cnn2", "train_cnn2"), ("train_knn", "train_knn"),
+                          ("train_resnet", "train_resnet"), ("evaluate", "evaluate"), ("submit", "submit")):
         assert f"Running stage '{stage}'" in reproduced
-        assert json.loads((copy / "metrics" / "time" / f"{stage}.json").read_text())["seconds"] > 0
+        assert json.loads((copy / "metrics" / "time" / f"{timing}.json").read_text())["seconds"] > 0
     source = json.loads((copy / "data" / "raw" / "source.json").read_text())
     n_test = source["files"]["test.csv"]["rows"]
     assert source["source"] == "sample"
@@ -68,8 +70,8 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     assert environment["numpy"] == np.__version__ and len(environment["git_commit"]) >= 40
     solution = read_labels(copy / "data" / "raw" / "solution.csv", n_rows=n_test)  # the sample knows its labels
     results = json.loads((copy / "metrics" / "evaluate.json").read_text())
-    assert set(results) == {"cnn", "knn", "resnet", "ensemble"}
-    for model in ("cnn", "knn", "resnet", "ensemble"):
+    assert set(results) == {"cnn", "cnn2", "knn", "resnet", "ensemble"}
+    for model in ("cnn", "cnn2", "knn", "resnet", "ensemble"):
         labels = read_labels(copy / "submissions" / f"{model}.csv", n_rows=n_test)
         with np.load(copy / "predictions" / f"{model}.npz") as predictions:
             np.testing.assert_array_equal(labels, predictions["test"].argmax(axis=1))  # the submission is the model's
@@ -114,7 +116,7 @@ def test_an_interrupted_training_leaves_nothing_half_written_and_reruns_cleanly(
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.rmtree(copy / "dvclive" / "cnn", ignore_errors=True)
     first_epoch = copy / "dvclive" / "cnn" / "plots" / "metrics" / "train_loss.tsv"
-    dvc = subprocess.Popen([str(BIN / "dvc"), "repro", "train_cnn"], cwd=copy, env=env, start_new_session=True,
+    dvc = subprocess.Popen([str(BIN / "dvc"), "repro", "train_cnn@cnn"], cwd=copy, env=env, start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -140,7 +142,7 @@ def test_an_interrupted_training_leaves_nothing_half_written_and_reruns_cleanly(
 def test_dvc_metrics_show_lists_each_model(repo, reproduced):
     copy, env = repo
     shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env)
-    assert all(f'"{m}"' in shown for m in ("cnn", "knn", "resnet", "ensemble"))
+    assert all(f'"{m}"' in shown for m in ("cnn", "cnn2", "knn", "resnet", "ensemble"))
 
 
 def test_a_bad_source_stops_the_pipeline_with_one_line_and_writes_nothing(own_copy, tmp_path):

@@ -10,16 +10,15 @@ import numpy as np
 import pandas as pd
 
 from digits.errors import DigitsError
+from digits.params import MEMBER_NAME
 from digits.preprocess import load_digit
-from digits.stages.common import MODEL_NAMES
-
-FILES = {"cnn": "cnn.npz", "knn": "knn.npz", "resnet": "resnet.pt", "ensemble": "ensemble.json"}
+FILES = {"knn": "knn.npz", "resnet": "resnet.pt", "ensemble": "ensemble.json"}  # any other name: a numpy CNN
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, 28, 28) -> probabilities (N, 10)
 
 
 def _model_file(models_dir: Path, model: str) -> Path:
-    path = models_dir / FILES[model]
+    path = models_dir / FILES.get(model, f"{model}.npz")
     if not path.is_file():
         raise DigitsError(f"{path}: no such file; train the models first (dvc repro), "
                           "or point --models-dir at the folder that holds them")
@@ -27,12 +26,13 @@ def _model_file(models_dir: Path, model: str) -> Path:
 
 
 def predictor(model: str, models_dir: Path) -> Predictor:
-    """Load `model` ("cnn", "knn", "resnet" or "ensemble") from `models_dir`, as the pipeline saved it.
+    """Load `model` (a numpy CNN member such as "cnn", "knn", "resnet" or "ensemble") from `models_dir`, as the
+    pipeline saved it.
 
     Each model's library is imported only when asked for, so `--model cnn` never waits for torch.
     """
     path = _model_file(models_dir, model)
-    if model == "cnn":
+    if model not in FILES:
         from digits import nn
         from digits.data import to_float
         net = nn.load(path)
@@ -46,9 +46,15 @@ def predictor(model: str, models_dir: Path) -> Predictor:
         net, settings = resnet.load(path, device=cpu)
         return lambda x: resnet.predict_proba(net, x, device=cpu, tta=settings["tta"])
     from digits import ensemble
-    members, weights = ensemble.load(path, MODEL_NAMES)
+    members, weights = ensemble.load(path)
     parts = [predictor(m, models_dir) for m in members]
     return lambda x: ensemble.combine([p(x) for p in parts], weights)
+
+
+def _model_name(text: str) -> str:
+    if not MEMBER_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a model name (cnn, cnn2, knn, resnet, ensemble, ...)")
+    return text
 
 
 def read_images(paths: list[Path]) -> tuple[list[str], np.ndarray, list[str]]:
@@ -80,8 +86,9 @@ def main(argv: list[str] | None = None) -> None:
                     "background or light on dark, colour or grey. Each is turned into a 28x28 image the way "
                     "MNIST was made (crop to the ink, fit in 20x20, centre by mass) before the model sees it.")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files, one digit each")
-    p.add_argument("--model", choices=[*MODEL_NAMES, "ensemble"], default="ensemble",
-                   help="which trained model to use (default: ensemble, as weighted by the evaluate stage)")
+    p.add_argument("--model", default="ensemble", type=_model_name,
+                   help="which trained model to use: a numpy CNN member (cnn, cnn2, ...: cnn_members in params.yaml), "
+                        "knn, resnet or ensemble (default: ensemble, as weighted by the evaluate stage)")
     p.add_argument("--models-dir", type=Path, default=Path("models"),
                    help="folder holding the trained models (default: models, in the project root)")
     args = parser.parse_args(argv)

@@ -44,11 +44,12 @@ def combine(probas: list[np.ndarray], weights) -> np.ndarray:
     return mixed.astype(np.float32)
 
 
-def check_members(members, models: tuple[str, ...], where: str) -> None:
-    """Raise unless `members` is a non-empty list of distinct names from `models`."""
+def check_members(members, models: list[str] | None, where: str) -> None:
+    """Raise unless `members` is a non-empty list of distinct names (from `models`, unless None)."""
     if not isinstance(members, list) or not members or len(set(members)) != len(members) \
-            or not set(members) <= set(models):
-        raise DigitsError(f"{where}: members is {members!r}, expected a non-empty list of distinct names from {models}")
+            or not all(isinstance(m, str) for m in members) or (models is not None and not set(members) <= set(models)):
+        names = "names" if models is None else f"names from {models}"
+        raise DigitsError(f"{where}: members is {members!r}, expected a non-empty list of distinct {names}")
 
 
 def check_weights(weights, n: int, where: str) -> None:
@@ -64,8 +65,8 @@ def save(path: str | Path, members: list[str], weights) -> None:
     write_json(path, {"members": list(members), "weights": [float(v) for v in weights]})
 
 
-def load(path: str | Path, models: tuple[str, ...]) -> tuple[list[str], list[float]]:
-    """The (members, weights) written by `save`, checked against the known `models`."""
+def load(path: str | Path, models: list[str] | None = None) -> tuple[list[str], list[float]]:
+    """The (members, weights) written by `save`, checked against the known `models` (if given)."""
     try:
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
         members, weights = spec["members"], spec["weights"]

@@ -6,6 +6,7 @@ larger than the training split) are checked by the stage that knows the data.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -17,7 +18,8 @@ from digits.errors import DigitsError
 Positive = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
-Model = Literal["cnn", "knn", "resnet"]
+OTHER_MODELS = ("knn", "resnet")  # beside the numpy CNNs named in cnn_members
+MEMBER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class _Section(BaseModel):
@@ -93,7 +95,7 @@ class ResNet(_Section):
 
 
 class Ensemble(_Section):
-    members: Annotated[list[Model], Field(min_length=1)]
+    members: Annotated[list[str], Field(min_length=1)]  # names from model_names()
     weights: Union[Literal["fit"], list[Annotated[float, Field(ge=0)]]]
 
 
@@ -102,9 +104,9 @@ class Evaluate(_Section):
 
 
 class Submit(_Section):
-    models: Annotated[list[Literal["cnn", "knn", "resnet", "ensemble"]], Field(min_length=1)]
+    models: Annotated[list[str], Field(min_length=1)]  # names from model_names(), or "ensemble"
     upload: bool
-    model: Literal["cnn", "knn", "resnet", "ensemble"]
+    model: str
     wait_seconds: Annotated[int, Field(ge=0)]
 
 
@@ -112,6 +114,7 @@ class Params(_Section):
     data: Data
     split: Split
     cnn: CNN
+    cnn_members: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]  # name -> cnn keys it overrides
     knn: KNN
     resnet: ResNet
     evaluate: Evaluate
@@ -140,17 +143,52 @@ def check(raw: dict, name: str = "params.yaml") -> None:
     if params.resnet.profile not in params.resnet.profiles:
         raise DigitsError(f"{name}: resnet.profile: found {params.resnet.profile!r}, "
                           f"expected one of {', '.join(params.resnet.profiles)}")
+    for member, overrides in raw["cnn_members"].items():
+        _check_member(member, raw["cnn"], overrides, name)
+    models = model_names(raw)
+    ensemble = params.evaluate.ensemble.members
+    for key, found, allowed in (("evaluate.ensemble.members", ensemble, models),
+                                ("submit.models", params.submit.models, [*models, "ensemble"]),
+                                ("submit.model", [params.submit.model], [*models, "ensemble"])):
+        unknown = [model for model in found if model not in allowed]
+        if unknown or len(set(found)) != len(found):
+            raise DigitsError(f"{name}: {key}: found {found if key != 'submit.model' else found[0]!r}, expected "
+                              f"{'one' if key == 'submit.model' else 'distinct names'} of {', '.join(allowed)}")
     weights = params.evaluate.ensemble.weights
     if weights != "fit" and len(weights) != len(params.evaluate.ensemble.members):
         raise DigitsError(f"{name}: evaluate.ensemble.weights: found {len(weights)} numbers, expected one per "
                           f"member ({len(params.evaluate.ensemble.members)}) or 'fit'")
 
 
-def _describe(error: dict) -> str:
-    """One line for one pydantic error: the dotted key, what was found, what is allowed."""
+def model_names(raw: dict) -> list[str]:
+    """Every model a run trains: the numpy CNNs of cnn_members, in order, then knn and resnet."""
+    return [*raw["cnn_members"], *OTHER_MODELS]
+
+
+def cnn_settings(raw: dict, member: str) -> dict:
+    """The cnn section with the keys cnn_members.<member> overrides, e.g. another seed."""
+    return {**raw["cnn"], **raw["cnn_members"][member]}
+
+
+def _check_member(member: str, cnn: dict, overrides: dict, name: str) -> None:
+    """Raise a one-line DigitsError unless `member` is a usable model name and its settings pass the cnn schema."""
+    if not MEMBER_NAME.fullmatch(member) or member in (*OTHER_MODELS, "ensemble"):
+        raise DigitsError(f"{name}: cnn_members.{member}: not a usable name; use lower-case letters, digits and _, "
+                          f"starting with a letter, and none of {', '.join(OTHER_MODELS)}, ensemble")
+    try:
+        CNN.model_validate({**cnn, **overrides})
+    except ValidationError as e:
+        error = e.errors()[0]
+        prefix = ("cnn_members", member) if error["loc"][0] in overrides else ("cnn",)
+        raise DigitsError(f"{name}: {_describe({**error, 'loc': (*prefix, *error['loc'])}, CNN)}") from None
+
+
+def _describe(error: dict, section: type[BaseModel] | None = None) -> str:
+    """One line for one pydantic error: the dotted key, what was found, what is allowed (keys of `section`
+    for an unknown key, else of the schema class the key's path leads to)."""
     key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]).lstrip(".")
     if error["type"] == "extra_forbidden":
-        section = _model_at(error["loc"][:-1])
+        section = section or _model_at(error["loc"][:-1])
         allowed = ", ".join(section.model_fields) if section else "none"
         return f"{key}: unknown key; allowed here: {allowed}"
     if error["type"] == "missing":

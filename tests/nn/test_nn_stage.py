@@ -154,3 +154,26 @@ def test_resume_refuses_a_foreign_or_broken_checkpoint(workdir, capsys, spoil, f
     assert excinfo.value.code == 1
     message = capsys.readouterr().err.strip()
     assert message.startswith("train_cnn: error: ") and "\n" not in message and fragment in message
+
+
+def test_each_member_trains_the_shared_network_with_its_own_overrides(workdir, capsys):
+    params = yaml.safe_load(PARAMS.read_text())
+    params["cnn"] = {**SETTINGS, "epochs": 1}
+    params["cnn_members"] = {"cnn": {}, "wide": {"seed": 1, "epochs": 2}}
+    params["evaluate"]["ensemble"]["members"] = params["submit"]["models"] = ["cnn", "wide"]
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    train_cnn.main(["wide"])
+    assert "train_wide: 2 epochs" in capsys.readouterr().out
+    assert json.loads((workdir / "metrics" / "time" / "train_wide.json").read_text())["seconds"] > 0
+    assert len((workdir / "dvclive" / "wide" / "plots" / "metrics" / "lr.tsv").read_text().splitlines()) == 3
+    train_cnn.main()  # the first member, cnn: seed 0, one epoch
+    wide, cnn = nn.load(workdir / "models" / "wide.npz"), nn.load(workdir / "models" / "cnn.npz")
+    assert not np.array_equal(wide.parameters()[0][1], cnn.parameters()[0][1])  # another seed
+    assert (workdir / "checkpoints" / "wide.npz").is_file() and (workdir / "predictions" / "wide.npz").is_file()
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as exit_:
+        train_cnn.main(["narrow"])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == ("train_narrow: error: params.yaml: cnn_members has no member 'narrow'; "
+                                       "it has cnn, wide\n")

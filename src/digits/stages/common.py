@@ -22,7 +22,7 @@ PREDICTIONS = Path("predictions")
 METRICS = Path("metrics")
 REPORTS = Path("reports")
 FIGURES = REPORTS / "figures"
-MODEL_NAMES = ("cnn", "knn", "resnet")
+CHECKPOINTS = Path("checkpoints")
 
 
 def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:

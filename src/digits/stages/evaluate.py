@@ -2,24 +2,23 @@
 import json
 
 from digits import ensemble, report
+from digits.params import model_names
 from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
 from digits.metrics import accuracy, confusion_records, per_class, scores
 from digits.provenance import environment
 from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
-from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, MODELS, PREDICTIONS, PREPARED, REPORTS,
-                                  load_predictions, save_predictions, stage)
+from digits.stages.common import (FIGURES, METRICS, MODELS, PREDICTIONS, PREPARED, REPORTS, load_predictions,
+                                  save_predictions, stage)
 
 
 def ensemble_params(params: dict) -> tuple[list[str], list[float] | str]:
     """evaluate.ensemble's members and weights ("fit" or one number per member), beyond what the schema checks:
-    no member twice, not every weight zero."""
+    not every weight zero."""
     spec = params["evaluate"]["ensemble"]
-    where = "params.yaml: evaluate.ensemble"
-    ensemble.check_members(spec["members"], MODEL_NAMES, where)
     if spec["weights"] != "fit":
-        ensemble.check_weights(spec["weights"], len(spec["members"]), where)
+        ensemble.check_weights(spec["weights"], len(spec["members"]), "params.yaml: evaluate.ensemble")
     return spec["members"], spec["weights"]
 
 
@@ -29,7 +28,8 @@ def main(params: dict) -> None:
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, y_test = load_split(PREPARED / "test.npz")
-    probs = {m: load_predictions(m) for m in MODEL_NAMES}
+    models = model_names(params)
+    probs = {m: load_predictions(m) for m in models}
     for m, p in probs.items():
         for split, n in (("val", len(x_val)), ("test", len(x_test))):
             if len(p[split]) != n:
@@ -63,8 +63,8 @@ def main(params: dict) -> None:
 
     sample_grid(x_train, y_train, FIGURES / "samples.png")
     f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
-    seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in MODEL_NAMES}
-    curves = [m for m in MODEL_NAMES if (FIGURES / f"{m}_curves.png").is_file()]
+    seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in models}
+    curves = [m for m in models if (FIGURES / f"{m}_curves.png").is_file()]
     write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted))
     print(f"evaluate: ensemble of {', '.join(f'{m} × {w:g}' for m, w in zip(members, weights))}")
 

@@ -1,21 +1,20 @@
-"""Stage `train_cnn`: train the numpy CNN declared in params.yaml; model, probabilities, metrics, curves."""
+"""Stage `train_cnn@<member>`: train one numpy CNN member of params.yaml's cnn_members; model, probabilities,
+metrics, curves.  `python -m digits.stages.train_cnn [MEMBER]` (default: cnn)."""
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from digits import nn
+from digits import nn, params as params_file
 from digits.data import load_split, to_float
 from digits.errors import DigitsError
 from digits.fingerprint import fingerprint
 from digits.io import write_json
 from digits.metrics import accuracy
 from digits.progress import progress
-from digits.stages.common import METRICS, MODELS, PREPARED, save_predictions, stage
+from digits.stages.common import CHECKPOINTS, METRICS, MODELS, PREPARED, save_predictions, stage
 from digits.stages.epochs import epoch_log
-
-CHECKPOINT = Path("checkpoints/cnn.npz")
-
 
 def make_optimizer(p: dict, parameters: list) -> object:
     if p["optimizer"] == "sgd":
@@ -52,7 +51,7 @@ def setup(p: dict, input_shape: tuple, dtype: np.dtype, n_train: int) -> tuple:
 
 
 def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-          log, checkpoint: Path = CHECKPOINT) -> tuple:
+          log, checkpoint: Path) -> tuple:
     """Train the (model, optimizer, schedule, augment) ``parts`` made by ``setup`` on float images
     (N, 1, 28, 28); ``log(**values)`` gets each epoch's figures.  Returns (the model, the last
     epoch's figures, validation probabilities (Nv, 10)).
@@ -88,23 +87,30 @@ def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val
     return model, history[-1], val_probs
 
 
-@stage("train_cnn")
-def main(params: dict) -> None:
-    p = params["cnn"]  # keys, types and ranges checked by digits.params; layers by nn.build
+def main(argv: list[str] | None = None) -> None:
+    """Train the member named by the first argument (default: cnn); its timing goes to metrics/time/train_<member>.json."""
+    member = (argv or ["cnn"])[0]
+    stage(f"train_{member}")(lambda params: train_member(params, member))()
+
+
+def train_member(params: dict, member: str) -> None:
+    if member not in params["cnn_members"]:
+        raise DigitsError(f"params.yaml: cnn_members has no member {member!r}; it has {', '.join(params['cnn_members'])}")
+    p = params_file.cnn_settings(params, member)  # keys, types and ranges checked by digits.params; layers by nn.build
     dtype = np.dtype(p["dtype"])
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, _ = load_split(PREPARED / "test.npz")
     x_train, x_val, x_test = (to_float(x).astype(dtype, copy=False) for x in (x_train, x_val, x_test))
     parts = setup(p, x_train.shape[1:], dtype, len(x_train))
-    with epoch_log("cnn") as log:
-        model, figures, val_probs = train(p, parts, x_train, y_train, x_val, y_val, log)
+    with epoch_log(member) as log:
+        model, figures, val_probs = train(p, parts, x_train, y_train, x_val, y_val, log, CHECKPOINTS / f"{member}.npz")
 
-    nn.save(model, MODELS / "cnn.npz", p["layers"], x_train.shape[1:])
-    save_predictions("cnn", val=val_probs, test=nn.predict_proba(model, x_test))
-    write_json(METRICS / "cnn.json", {key: round(value, 6) for key, value in figures.items() if key != "lr"})
-    print(f"train_cnn: {p['epochs']} epochs: validation accuracy {figures['val_accuracy']:.4f}")
+    nn.save(model, MODELS / f"{member}.npz", p["layers"], x_train.shape[1:])
+    save_predictions(member, val=val_probs, test=nn.predict_proba(model, x_test))
+    write_json(METRICS / f"{member}.json", {key: round(value, 6) for key, value in figures.items() if key != "lr"})
+    print(f"train_{member}: {p['epochs']} epochs: validation accuracy {figures['val_accuracy']:.4f}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
