@@ -247,3 +247,16 @@ def test_a_bad_submission_is_never_written(tmp_path):
     with pytest.raises(DigitsError, match="found 10, expected a digit 0-9"):
         write_submission(path, np.array([1, 10]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_leave_one_out_scores_the_ensemble_without_each_member():
+    y = np.arange(10).repeat(3)
+    right, wrong = one_hot(y), one_hot((y + 1) % 10)
+    half = np.where(np.arange(30)[:, None] < 15, right, wrong)  # right on the first half only
+    probas = {"good": right, "half": half, "bad": wrong}
+    refitted = ensemble.leave_one_out(probas, y)
+    assert refitted == {"good": 0.5, "half": 1.0, "bad": 1.0}  # only "good" is missed when it is left out
+    kept = ensemble.leave_one_out(probas, y, weights=[0.2, 0.3, 0.5])
+    assert kept == {"good": 0.0, "half": 0.0, "bad": 0.5}  # without good, bad (0.5) outvotes half (0.3) everywhere;
+    # without bad, half (0.3) outvotes good (0.2) where half is wrong
+    assert ensemble.leave_one_out({"only": right}, y) == {}

@@ -44,6 +44,30 @@ def combine(probas: list[np.ndarray], weights) -> np.ndarray:
     return mixed.astype(np.float32)
 
 
+def leave_one_out(probas: dict[str, np.ndarray], y: np.ndarray, weights: list[float] | None = None) -> dict[str, float]:
+    """For each member of `probas` (name -> (N, K)), the accuracy on labels y (N,) of the ensemble without it.
+
+    With `weights` (one per member, in order) the others keep theirs; without, weights are fitted
+    again on the rest as `fit_weights` does, so each figure is what the ensemble would score had
+    that member never been trained. A member earns its place when the ensemble scores more with it.
+    """
+    names = list(probas)
+    without = {}
+    for i, name in enumerate(names):
+        rest = [m for m in names if m != name]
+        if not rest:
+            continue
+        if weights is None:
+            rest_weights = fit_weights([probas[m] for m in rest], y)
+        else:
+            rest_weights = [w for j, w in enumerate(weights) if j != i]
+            if sum(rest_weights) == 0:
+                rest_weights = [1.0] * len(rest)  # the member carried all the weight: the others, equally
+        mixed = combine([probas[m] for m in rest], rest_weights)
+        without[name] = float(np.mean(mixed.argmax(axis=1) == y))
+    return without
+
+
 def check_members(members, models: list[str] | None, where: str) -> None:
     """Raise unless `members` is a non-empty list of distinct names (from `models`, unless None)."""
     if not isinstance(members, list) or not members or len(set(members)) != len(members) \
