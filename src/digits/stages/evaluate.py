@@ -6,9 +6,9 @@ from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
 from digits.metrics import accuracy, confusion_records, per_class, scores
-from digits.provenance import environment
+from digits.provenance import changed_params, environment
 from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
-from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, MODELS, PREDICTIONS, PREPARED, REPORTS,
+from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, MODELS, PREDICTIONS, PREPARED, RAW, REPORTS,
                                   load_predictions, save_predictions, stage)
 
 
@@ -21,6 +21,34 @@ def ensemble_params(params: dict) -> tuple[list[str], list[float] | str]:
     if spec["weights"] != "fit":
         ensemble.check_weights(spec["weights"], len(spec["members"]), where)
     return spec["members"], spec["weights"]
+
+
+def headline(result: dict) -> dict:
+    """The figures runs are compared by (`dvc metrics`, `dvc exp show`): validation accuracy and log-loss,
+    test accuracy where the labels are known."""
+    figures = {"val_accuracy": result["val"]["accuracy"], "val_log_loss": result["val"]["log_loss"]}
+    if "test" in result:
+        figures["test_accuracy"] = result["test"]["accuracy"]
+    return figures
+
+
+def origin(params: dict, found: dict) -> list[str]:
+    """Which data, commit and params this run came from, for the head of the report."""
+    try:
+        manifest = json.loads((RAW / "source.json").read_text())
+    except FileNotFoundError:
+        data = f"unknown ({RAW / 'source.json'} not found)"
+    else:
+        rows = manifest["files"]
+        data = (f"`{manifest['source']}` (data.source: `{params['data']['source']}`), "
+                f"{rows['train.csv']['rows']:,} labelled and {rows['test.csv']['rows']:,} test images")
+        if manifest["source"] == "sample":
+            data += (": the small bundled sample, for trying the pipeline, not for ranking models; "
+                     "`dvc exp run -S data.source=kaggle` trains on the competition's data")
+    commit = found["git_commit"]
+    if not commit.startswith("unknown"):
+        commit = commit[:7] + (" with uncommitted changes" if commit.endswith("+dirty") else "")
+    return [f"Data: {data}", f"Code: commit {commit}", f"Params: {changed_params(params)}"]
 
 
 @stage("evaluate")
@@ -57,15 +85,19 @@ def main(params: dict) -> None:
         errors_gallery(x_val, y_val, p["val"], name, FIGURES / "errors" / f"{name}.png")
         print(f"evaluate: {name}: validation accuracy {results[name]['val']['accuracy']:.4f}")
     results["ensemble"]["weights"] = dict(zip(members, weights))
+    for name, r in results.items():
+        write_json(METRICS / "scores" / f"{name}.json", headline(r))
     write_json(METRICS / "evaluate.json", results)
     write_json(METRICS / "per_class.json", classes)
-    write_json(METRICS / "environment.json", environment())
+    found = environment()
+    write_json(METRICS / "environment.json", found)
 
     sample_grid(x_train, y_train, FIGURES / "samples.png")
     f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
     seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in MODEL_NAMES}
     curves = [m for m in MODEL_NAMES if (FIGURES / f"{m}_curves.png").is_file()]
-    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted))
+    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted,
+                                                          origin(params, found)))
     print(f"evaluate: ensemble of {', '.join(f'{m} × {w:g}' for m, w in zip(members, weights))}")
 
 
