@@ -15,6 +15,7 @@ import numpy as np
 from digits import params
 from digits.errors import DigitsError
 from digits.io import load_npz, save_npz, write_json
+from digits.progress import note
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
@@ -78,8 +79,8 @@ def load_predictions(model: str) -> dict[str, np.ndarray]:
 def epoch_log(model: str) -> Iterator[Callable[..., None]]:
     """Yield `log(**values)`, called once per epoch with train_loss, train_accuracy, val_accuracy, lr.
 
-    Values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`, drawn by `dvc plots show`);
-    on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
+    Each epoch is one line of the log; values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`,
+    drawn by `dvc plots show`); on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
     """
     from dvclive import Live
 
@@ -89,6 +90,9 @@ def epoch_log(model: str) -> Iterator[Callable[..., None]]:
     with Live(f"dvclive/{model}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
         def log(**values: float) -> None:
             history.append(values)
+            note(f"train_{model}: epoch {len(history)}: " + ", ".join(
+                f"{key.replace('_', ' ')} {value:.3g}" if key == "lr" else f"{key.replace('_', ' ')} {value:.4f}"
+                for key, value in values.items()))
             for key, value in values.items():
                 live.log_metric(key, float(value))
             live.next_step()
