@@ -215,3 +215,16 @@ def test_models_trained_on_the_sample_say_so_and_a_member_of_weight_zero_is_not_
     assert out.splitlines()[1].split()[:2] == [str(tmp_path / "0.png"), "0"]
     assert "k-NN" not in err and "deskew" not in err
     assert "trained on the small bundled sample" in err and "dvc exp run -S data.source=kaggle" in err
+
+
+def test_a_public_score_from_a_submission_by_hand_is_recorded_where_submit_records_one(tmp_path, monkeypatch, capsys):
+    (tmp_path / "dvc.yaml").touch()
+    (tmp_path / "params.yaml").touch()
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path / "src")
+    main(["public-score", "0.99572"])
+    assert json.loads((tmp_path / "metrics" / "kaggle.json").read_text()) == {"public_score": 0.99572}
+    assert "dvc commit -f submit" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["public-score", "99.5"])
+    assert exit_.value.code == 1 and "expected a score between 0 and 1" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The `digits` command: `digits predict IMAGE|FOLDER ... [--model cnn|knn|resnet|ensemble]`, `digits results [--all]`."""
+"""The `digits` command: `digits predict IMAGE|FOLDER ... [--model cnn|knn|resnet|ensemble]`, `digits results [--all]`,
+`digits public-score SCORE`."""
 from __future__ import annotations
 
 import argparse
@@ -83,9 +84,8 @@ def trained_on_sample(models_dir: Path) -> str | None:
         return None
     if source != "sample":
         return None
-    return ("note: these models were trained on the small bundled sample (scikit-learn's 8x8 digits), so expect "
-            "mistakes on real handwriting; for models worth trusting, train on the competition's data: "
-            "dvc exp run -S data.source=kaggle (README, 'Run it on the competition data')")
+    return ("note: these models were trained on the small bundled sample, so expect mistakes; "
+            "train them on the competition's data: dvc exp run -S data.source=kaggle")
 
 
 def read_images(paths: list[Path]) -> tuple[list[str], np.ndarray, list[str]]:
@@ -128,9 +128,17 @@ def main(argv: list[str] | None = None) -> None:
         description="Each model's scores as the pipeline recorded them (metrics/), read through DVC.")
     r.add_argument("--all", action="store_true",
                    help="every experiment of the current commit too (what `dvc exp show` lists)")
+    k = commands.add_parser(
+        "public-score", help="record the public score Kaggle gave a submission made by hand",
+        description="Write SCORE to metrics/kaggle.json, as submit does after an upload, for `digits results` "
+                    "and `dvc metrics diff`; then `dvc commit -f submit` records it in dvc.lock.")
+    k.add_argument("score", type=float, help="the publicScore of `kaggle competitions submissions digit-recognizer`")
     args = parser.parse_args(argv)
     if args.command == "results":
         _results(args.all)
+        return
+    if args.command == "public-score":
+        _public_score(args.score)
         return
     root = project_root(Path.cwd())
     models_dir = args.models_dir or (root or Path.cwd()) / "models"
@@ -153,6 +161,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     if errors:
         sys.exit(1)
+
+
+def _public_score(score: float) -> None:
+    from digits.io import write_json
+
+    root = project_root(Path.cwd())
+    if root is None or not 0 <= score <= 1:
+        what = "no dvc.yaml here or above" if root is None else f"found {score}, expected a score between 0 and 1"
+        print(f"digits public-score: error: {what}", file=sys.stderr)
+        sys.exit(1)
+    write_json(root / "metrics" / "kaggle.json", {"public_score": score})
+    print(f"digits public-score: {score} written to metrics/kaggle.json (the score of submit.model's submission); "
+          "record it in dvc.lock with: dvc commit -f submit")
 
 
 def _results(every: bool) -> None:
