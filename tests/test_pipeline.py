@@ -66,6 +66,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     assert results["knn"]["val"]["accuracy"] > 0.9  # the sample is easy for k-NN; a broken pipeline scores ~0.1
     assert 0 <= results["ensemble"]["test"]["accuracy"] <= 1
     report = (copy / "reports" / "report.md").read_text()
+    assert report.splitlines()[2].startswith("- Data: `sample` (data.source: `auto`), ")
     assert "| ensemble |" in report
     for figure in ("cnn_curves.png", "resnet_curves.png", "confusion/cnn.png", "confusion/ensemble.png"):
         assert (copy / "reports" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
@@ -75,7 +76,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
 def output_hashes(copy):
     """sha256 of every output that must not change between identical runs (timings and logs excluded)."""
     files = [p for d in ("data", "models", "predictions", "submissions") for p in (copy / d).rglob("*") if p.is_file()]
-    files += list((copy / "metrics").glob("*.json"))
+    files += list((copy / "metrics").glob("*.json")) + list((copy / "metrics" / "scores").glob("*.json"))
     return {str(p.relative_to(copy)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -125,10 +126,50 @@ def test_an_interrupted_training_leaves_nothing_half_written_and_reruns_cleanly(
     assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
 
 
-def test_dvc_metrics_show_lists_each_model(repo, reproduced):
+def test_dvc_metrics_show_a_few_figures_per_model(repo, reproduced):
     copy, env = repo
-    shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env)
-    assert all(f'"{m}"' in shown for m in ("cnn", "knn", "resnet", "ensemble"))
+    shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env))
+    files = shown[""]["data"]
+    assert set(files) == {*(f"metrics/scores/{m}.json" for m in ("cnn", "knn", "resnet", "ensemble")),
+                          *(f"metrics/time/train_{m}.json" for m in ("cnn", "knn", "resnet")), "metrics/kaggle.json"}
+    assert set(files["metrics/scores/ensemble.json"]["data"]) == {"val_accuracy", "val_log_loss", "test_accuracy"}
+    table = run([str(BIN / "dvc"), "metrics", "show"], copy, env).splitlines()
+    assert len(table) <= 12 and max(map(len, table)) <= 100  # one screen
+
+
+def test_digits_results_prints_one_line_per_model(repo, reproduced):
+    copy, env = repo
+    lines = run([str(BIN / "digits"), "results"], copy / "src", env).splitlines()
+    assert lines[0].split()[:3] == ["model", "val", "accuracy"]
+    assert [line.split()[0] for line in lines[1:]] == ["cnn", "knn", "resnet", "ensemble"]
+
+
+def test_a_mistake_in_params_is_refused_before_any_output_is_removed(repo, reproduced):
+    copy, env = repo
+    before = output_hashes(copy)
+    result = subprocess.run([str(BIN / "dvc"), "exp", "run", "-S", "+cnn.epoch=3"], cwd=copy, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "check: error: params.yaml: cnn.epoch: unknown key; allowed here: seed, dtype, epochs" in result.stderr
+    assert "Running stage 'train_cnn'" not in result.stdout
+    assert output_hashes(copy) == before  # models, predictions and metrics all still there
+    run(["git", "checkout", "params.yaml"], copy, env)  # the way back the error message names
+    assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
+
+
+def test_a_teammate_gets_the_trained_results_through_a_remote_without_training(repo, reproduced, tmp_path):
+    copy, env = repo
+    dvc = str(BIN / "dvc")
+    run([dvc, "remote", "add", "-d", "team", str(tmp_path / "remote")], copy, env)
+    run([dvc, "push"], copy, env)
+    run(["git", "add", "-A"], copy, env)
+    run(["git", "commit", "-qm", "trained on the sample"], copy, env)
+    run(["git", "clone", "-q", str(copy), str(tmp_path / "teammate")], tmp_path, env)
+    teammate = tmp_path / "teammate"
+    run([dvc, "pull"], teammate, env)
+    assert "Data and pipelines are up to date" in run([dvc, "status"], teammate, env)
+    for path in ("models/cnn.npz", "predictions/ensemble.npz", "reports/report.md", "metrics/scores/cnn.json"):
+        assert (teammate / path).read_bytes() == (copy / path).read_bytes()
 
 
 def test_a_bad_source_stops_the_pipeline_with_one_line_and_writes_nothing(repo, reproduced, tmp_path):
