@@ -245,3 +245,19 @@ def test_a_bad_submission_is_never_written(tmp_path):
     with pytest.raises(DigitsError, match="found 10, expected a digit 0-9"):
         write_submission(path, np.array([1, 10]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_records_a_few_scores_per_model_and_the_report_says_where_they_came_from(stage_dir):
+    write_params({"members": ["cnn", "knn", "resnet"], "weights": "fit"})
+    write_json("data/raw/source.json", {"source": "sample", "files": {"train.csv": {"rows": 120},
+                                                                      "test.csv": {"rows": 60}}})
+    evaluate.main()
+    results = json.loads((stage_dir / "metrics/evaluate.json").read_text())
+    for model in ("cnn", "knn", "resnet", "ensemble"):
+        assert json.loads((stage_dir / f"metrics/scores/{model}.json").read_text()) == {
+            "val_accuracy": results[model]["val"]["accuracy"], "val_log_loss": results[model]["val"]["log_loss"],
+            "test_accuracy": results[model]["test"]["accuracy"]}
+    head = (stage_dir / "reports/report.md").read_text().splitlines()[2:5]
+    assert head[0].startswith("- Data: `sample` (data.source: `auto`), 120 labelled and 60 test images: the small "
+                              "bundled sample")
+    assert head[1].startswith("- Code: commit ") and head[2].startswith("- Params: ")

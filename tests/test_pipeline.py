@@ -36,6 +36,7 @@ def repo(tmp_path_factory):
     params["cnn"]["epochs"] = 2
     params["resnet"]["profiles"]["cpu"]["epochs"] = 1
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    subprocess.run(["git", "commit", "-qam", "tiny epochs"], cwd=copy, check=True)
     env = client_env(tmp_path_factory.mktemp("kaggle"), credentials=None)  # no Kaggle: data.source auto -> sample
     env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(copy / "src"))
     return copy, env
