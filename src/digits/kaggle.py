@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from digits.errors import DigitsError
-from digits.provenance import changed_params, git
+from digits.provenance import changed_params, code_commit
 
 SETTINGS_URL = "https://www.kaggle.com/settings/api"
 MAX_POLL_SECONDS = 30  # the longest pause between two looks at a submission's status
@@ -253,9 +253,7 @@ def submission_message(model: str, val_accuracy: float, params: dict) -> str:
     E.g. "ensemble | commit 1a2b3c4 | cnn.epochs=20, knn.n_neighbors=5 | val accuracy 0.9915".
     A list that changed (e.g. cnn.layers) is named without its value, to keep the line short.
     """
-    commit = git("rev-parse", "--short", "HEAD")
+    commit = code_commit()
     if commit is None:
         return f"{model} | no git commit | val accuracy {val_accuracy:.4f}"
-    if git("status", "--porcelain", "--untracked-files=no", "--", "src", "dvc.yaml"):
-        commit += " with uncommitted code"
     return f"{model} | commit {commit} | {changed_params(params)} | val accuracy {val_accuracy:.4f}"

@@ -36,6 +36,14 @@ def git(*args: str) -> str | None:
     return result.stdout.strip()
 
 
+def code_commit() -> str | None:
+    """The short commit, with " with uncommitted code" when src/ or dvc.yaml differ from it; None outside git."""
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit is not None and git("status", "--porcelain", "--untracked-files=no", "--", "src", "dvc.yaml"):
+        commit += " with uncommitted code"
+    return commit
+
+
 def changed_params(params: dict) -> str:
     """The params that differ from the committed params.yaml, e.g. "cnn.epochs=20, knn.n_neighbors=5".
 

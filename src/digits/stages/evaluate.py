@@ -6,7 +6,7 @@ from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
 from digits.metrics import accuracy, confusion_records, per_class, scores
-from digits.provenance import changed_params, environment
+from digits.provenance import changed_params, code_commit, environment
 from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
 from digits.stages.common import (FIGURES, METRICS, MODEL_NAMES, MODELS, PREDICTIONS, PREPARED, RAW, REPORTS,
                                   load_predictions, save_predictions, stage)
@@ -32,7 +32,7 @@ def headline(result: dict) -> dict:
     return figures
 
 
-def origin(params: dict, found: dict) -> list[str]:
+def origin(params: dict) -> list[str]:
     """Which data, commit and params this run came from, for the head of the report."""
     try:
         manifest = json.loads((RAW / "source.json").read_text())
@@ -45,10 +45,8 @@ def origin(params: dict, found: dict) -> list[str]:
         if manifest["source"] == "sample":
             data += (": the small bundled sample, for trying the pipeline, not for ranking models; "
                      "`dvc exp run -S data.source=kaggle` trains on the competition's data")
-    commit = found["git_commit"]
-    if not commit.startswith("unknown"):
-        commit = commit[:7] + (" with uncommitted changes" if commit.endswith("+dirty") else "")
-    return [f"Data: {data}", f"Code: commit {commit}", f"Params: {changed_params(params)}"]
+    return [f"Data: {data}", f"Code: commit {code_commit() or 'unknown (not a git checkout)'}",
+            f"Params: {changed_params(params)}"]
 
 
 @stage("evaluate")
@@ -89,15 +87,13 @@ def main(params: dict) -> None:
         write_json(METRICS / "scores" / f"{name}.json", headline(r))
     write_json(METRICS / "evaluate.json", results)
     write_json(METRICS / "per_class.json", classes)
-    found = environment()
-    write_json(METRICS / "environment.json", found)
+    write_json(METRICS / "environment.json", environment())
 
     sample_grid(x_train, y_train, FIGURES / "samples.png")
     f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
     seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in MODEL_NAMES}
     curves = [m for m in MODEL_NAMES if (FIGURES / f"{m}_curves.png").is_file()]
-    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted,
-                                                          origin(params, found)))
+    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted, origin(params)))
     print(f"evaluate: ensemble of {', '.join(f'{m} × {w:g}' for m, w in zip(members, weights))}")
 
 
