@@ -145,6 +145,22 @@ def test_digits_results_prints_one_line_per_model(repo, reproduced):
     assert [line.split()[0] for line in lines[1:]] == ["cnn", "knn", "resnet", "ensemble"]
 
 
+def test_a_teammate_gets_the_trained_results_through_a_remote_without_training(repo, reproduced, tmp_path):
+    copy, env = repo
+    dvc = str(BIN / "dvc")
+    run([dvc, "remote", "add", "-d", "team", str(tmp_path / "remote")], copy, env)
+    run([dvc, "push"], copy, env)
+    run(["git", "add", "dvc.lock", "metrics", ".dvc/config"], copy, env)
+    run(["git", "commit", "-qm", "trained on the sample"], copy, env)
+    assert "dvc.lock" in run(["git", "show", "--stat", "HEAD"], copy, env)
+    run(["git", "clone", "-q", str(copy), str(tmp_path / "teammate")], tmp_path, env)
+    teammate = tmp_path / "teammate"
+    run([dvc, "pull"], teammate, env)
+    assert "Data and pipelines are up to date" in run([dvc, "status"], teammate, env)
+    for path in ("models/cnn.npz", "predictions/ensemble.npz", "reports/report.md", "metrics/scores/cnn.json"):
+        assert (teammate / path).read_bytes() == (copy / path).read_bytes()
+
+
 def test_a_mistake_in_params_is_refused_before_any_output_is_removed(repo, reproduced):
     copy, env = repo
     before = output_hashes(copy)
@@ -156,21 +172,6 @@ def test_a_mistake_in_params_is_refused_before_any_output_is_removed(repo, repro
     assert output_hashes(copy) == before  # models, predictions and metrics all still there
     run(["git", "checkout", "params.yaml"], copy, env)  # the way back the error message names
     assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
-
-
-def test_a_teammate_gets_the_trained_results_through_a_remote_without_training(repo, reproduced, tmp_path):
-    copy, env = repo
-    dvc = str(BIN / "dvc")
-    run([dvc, "remote", "add", "-d", "team", str(tmp_path / "remote")], copy, env)
-    run([dvc, "push"], copy, env)
-    run(["git", "add", "-A"], copy, env)
-    run(["git", "commit", "-qm", "trained on the sample"], copy, env)
-    run(["git", "clone", "-q", str(copy), str(tmp_path / "teammate")], tmp_path, env)
-    teammate = tmp_path / "teammate"
-    run([dvc, "pull"], teammate, env)
-    assert "Data and pipelines are up to date" in run([dvc, "status"], teammate, env)
-    for path in ("models/cnn.npz", "predictions/ensemble.npz", "reports/report.md", "metrics/scores/cnn.json"):
-        assert (teammate / path).read_bytes() == (copy / path).read_bytes()
 
 
 def test_a_bad_source_stops_the_pipeline_with_one_line_and_writes_nothing(repo, reproduced, tmp_path):
