@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml $(LOCK)
 
 repro: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" dvc repro
+	@echo; PATH="$(CURDIR)/$(BIN):$$PATH" digits results
+	@echo; echo "The report, with its figures: reports/report.md. Working alone needs no 'dvc push' (README: Team)."
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" python -m pytest

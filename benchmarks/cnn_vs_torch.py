@@ -66,9 +66,8 @@ def data(dtype):
 
 def make_optimizer(module, p, parameters):
     """The optimizer params.yaml's cnn section ``p`` names, from ``module``: digits.nn or torch.optim,
-    whose SGD, Adam and AdamW take the same arguments; as digits.stages.train_cnn.make_optimizer
-    does it (that module is not imported: its plotting and logging imports would add about 140 MiB
-    to the numpy side's peak memory)."""
+    whose SGD, Adam and AdamW take the same arguments, so one function serves both sides; it
+    follows digits.nn.recipe.make_optimizer, which only builds digits.nn's."""
     if p["optimizer"] == "sgd":
         return module.SGD(parameters, lr=p["lr"], momentum=p["momentum"], nesterov=p["nesterov"],
                           weight_decay=p["weight_decay"])

@@ -179,3 +179,54 @@ def test_the_console_script_is_installed(project, tmp_path):
     header, row = result.stdout.splitlines()
     assert header.split() == ["label", *map(str, range(10))]
     assert row.split()[:2] == [str(tmp_path / "5.png"), "5"]
+
+
+def test_a_folder_of_images_is_read_file_by_file(project, capsys, tmp_path):
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    for label in (0, 4):
+        draw(label, folder / f"{label}.png", 16)
+    (folder / "readme.txt").write_text("not an image, and not read")
+    predicted, err = run_predict(project, capsys, folder, "--model", "cnn")
+    assert {name: label for name, (label, _) in predicted.items()} == {"0.png": 0, "4.png": 4}
+    assert "error" not in err
+
+
+def test_the_models_of_the_project_are_found_from_a_subfolder(project, capsys, tmp_path, monkeypatch):
+    root = project[0]
+    (root / "dvc.yaml").touch()  # with params.yaml, what marks the project root
+    (root / "notes" / "drawings").mkdir(parents=True, exist_ok=True)
+    image = draw(4, root / "notes" / "drawings" / "4.png", 16)
+    monkeypatch.chdir(root / "notes" / "drawings")
+    main(["predict", "4.png", "--model", "cnn"])
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["4.png", "4"]
+    monkeypatch.chdir(tmp_path)  # no project here or above
+    with pytest.raises(SystemExit):
+        main(["predict", str(image), "--model", "cnn"])
+    assert capsys.readouterr().err.endswith("(no dvc.yaml here or above: looked in the current folder)\n")
+
+
+def test_models_trained_on_the_sample_say_so_and_a_member_of_weight_zero_is_not_loaded(project, capsys, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(project[0] / "models", models)
+    (models / "knn.npz").unlink()
+    write_json(models / "ensemble.json", {"members": ["cnn", "knn"], "weights": [1.0, 0.0]})
+    write_json(tmp_path / "data" / "raw" / "source.json", {"source": "sample"})
+    main(["predict", str(draw(0, tmp_path / "0.png", 16)), "--models-dir", str(models)])
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1].split()[:2] == [str(tmp_path / "0.png"), "0"]
+    assert "k-NN" not in err and "deskew" not in err
+    assert "trained on the small bundled sample" in err and "dvc exp run -S data.source=kaggle" in err
+
+
+def test_a_public_score_from_a_submission_by_hand_is_recorded_where_submit_records_one(tmp_path, monkeypatch, capsys):
+    (tmp_path / "dvc.yaml").touch()
+    (tmp_path / "params.yaml").touch()
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path / "src")
+    main(["public-score", "0.99572"])
+    assert json.loads((tmp_path / "metrics" / "kaggle.json").read_text()) == {"public_score": 0.99572}
+    assert "dvc commit -f submit" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["public-score", "99.5"])
+    assert exit_.value.code == 1 and "expected a score between 0 and 1" in capsys.readouterr().err

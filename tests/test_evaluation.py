@@ -260,3 +260,19 @@ def test_leave_one_out_scores_the_ensemble_without_each_member():
     assert kept == {"good": 0.0, "half": 0.0, "bad": 0.5}  # without good, bad (0.5) outvotes half (0.3) everywhere;
     # without bad, half (0.3) outvotes good (0.2) where half is wrong
     assert ensemble.leave_one_out({"only": right}, y) == {}
+
+
+def test_evaluate_records_a_few_scores_per_model_and_the_report_says_where_they_came_from(stage_dir):
+    write_params({"members": ["cnn", "knn", "resnet"], "weights": "fit"})
+    write_json("data/raw/source.json", {"source": "sample", "files": {"train.csv": {"rows": 120},
+                                                                      "test.csv": {"rows": 60}}})
+    evaluate.main()
+    results = json.loads((stage_dir / "metrics/evaluate.json").read_text())
+    for model in ("cnn", "knn", "resnet", "ensemble"):
+        assert json.loads((stage_dir / f"metrics/scores/{model}.json").read_text()) == {
+            "val_accuracy": results[model]["val"]["accuracy"], "val_log_loss": results[model]["val"]["log_loss"],
+            "test_accuracy": results[model]["test"]["accuracy"]}
+    head = (stage_dir / "reports/report.md").read_text().splitlines()[2:5]
+    assert head[0].startswith("- Data: `sample` (data.source: `auto`), 120 labelled and 60 test images: the small "
+                              "bundled sample")
+    assert head[1].startswith("- Code: commit ") and head[2].startswith("- Params: ")

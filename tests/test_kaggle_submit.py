@@ -81,9 +81,9 @@ def predicted(tmp_path):
     (work / "metrics").mkdir()
     shutil.copy(ROOT / "params.yaml", work / "params.yaml")
     rng = np.random.default_rng(0)
-    for model in ("cnn", "cnn2", "knn", "resnet", "ensemble"):
+    for model in ("cnn", "knn", "resnet", "ensemble"):
         np.savez(work / "predictions" / f"{model}.npz", val=rng.random((20, 10)), test=rng.random((30, 10)))
-    scores = {m: {"val": {"accuracy": 0.5}} for m in ("cnn", "cnn2", "knn", "resnet", "ensemble")}
+    scores = {m: {"val": {"accuracy": 0.5}} for m in ("cnn", "knn", "resnet", "ensemble")}
     (work / "metrics" / "evaluate.json").write_text(json.dumps(scores))
     manifest = {"source": "kaggle", "competition": "digit-recognizer", "files": {"test.csv": {"rows": 30}}}
     (work / "data" / "raw" / "source.json").write_text(json.dumps(manifest))

@@ -1,5 +1,6 @@
 """params.yaml is checked before any work: the shipped file passes, each kind of mistake gets one line."""
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import yaml
 
 from digits import params
 from digits.errors import DigitsError
+from digits.stages import check
 
 SHIPPED = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
 
@@ -32,9 +34,9 @@ def test_the_shipped_params_pass():
     (lambda r: r["resnet"]["profiles"]["cpu"].update(epoch=3), r"resnet\.profiles\.cpu\.epoch: unknown key"),
     (lambda r: r["resnet"].update(profile="tpu"), r"resnet\.profile: found 'tpu', expected one of cpu, gpu"),
     (lambda r: r["evaluate"]["ensemble"].update(members=["cnn", "svm"]),
-     r"evaluate\.ensemble\.members: found \['cnn', 'svm'\], expected distinct names of cnn, cnn2, knn, resnet$"),
-    (lambda r: r["evaluate"]["ensemble"].update(weights=[1, 2]), r"found 2 numbers, expected one per member \(4\)"),
-    (lambda r: r["submit"].update(model="svm"), r"submit\.model: found 'svm', expected one of cnn, cnn2, knn, resnet, "),
+     r"evaluate\.ensemble\.members: found \['cnn', 'svm'\], expected distinct names of cnn, knn, resnet$"),
+    (lambda r: r["evaluate"]["ensemble"].update(weights=[1, 2]), r"found 2 numbers, expected one per member \(3\)"),
+    (lambda r: r["submit"].update(model="svm"), r"submit\.model: found 'svm', expected one of cnn, knn, resnet, "),
     (lambda r: r["cnn_members"].update(cnn3={"epoch": 3}), r"^p\.yaml: cnn_members\.cnn3\.epoch: unknown key; allowed "
                                                            r"here: seed, dtype, epochs,"),
     (lambda r: r["cnn_members"].update(cnn3={"seed": -1}), r"cnn_members\.cnn3\.seed: found -1, expected greater"),
@@ -63,3 +65,33 @@ def test_invalid_yaml_is_named(tmp_path):
     (tmp_path / "params.yaml").write_text("cnn: [unclosed\n")
     with pytest.raises(DigitsError, match=r"params\.yaml: not valid YAML"):
         params.load(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r["cnn"].update(epoch=3), r"cnn\.epoch: unknown key"),
+    (lambda r: r["cnn"]["layers"].append("softmax"), r"cnn\.layers: .*softmax"),
+    (lambda r: r["knn"].update(transforms=["sharpen"]), r"knn\.transforms: .*sharpen"),
+    (lambda r: r["knn"]["grid"].update(k=[1]), r"knn\.grid: unknown key 'k'"),
+    (lambda r: r["evaluate"]["ensemble"].update(members=["cnn", "cnn"]), r"evaluate\.ensemble\.members: found \[.cnn., .cnn.\], expected distinct names"),
+])
+def test_the_check_stage_refuses_what_a_later_stage_would_and_writes_nothing(tmp_path, monkeypatch, capsys,
+                                                                            change, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(broken(change)))
+    with pytest.raises(SystemExit) as exit_:
+        check.main()
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 1 and re.search(message, err[0]) and err[0].startswith("check: error: params.yaml")
+    assert "git checkout params.yaml" in err[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_the_check_stage_writes_the_same_bytes_for_any_valid_params(tmp_path, monkeypatch):
+    """So that DVC reruns only the stages whose own params changed."""
+    monkeypatch.chdir(tmp_path)
+    written = []
+    for change in (lambda r: None, lambda r: r["cnn"].update(epochs=3), lambda r: r["knn"].update(grid=None)):
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(broken(change)))
+        check.main()
+        written.append(check.OUT.read_bytes())
+    assert len(set(written)) == 1 and written[0]

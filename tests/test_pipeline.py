@@ -29,14 +29,24 @@ def run(cmd, cwd, env):
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A copy of the working tree (tracked and untracked, not ignored) as a fresh git repo, with tiny epochs."""
+    """A copy of the working tree (tracked and untracked, not ignored) as a fresh git repo, with tiny epochs and a
+    second numpy CNN member, cnn2, added as the README says: an entry in cnn_members, its files among evaluate's
+    and submit's deps, and its name among the ensemble's members and the submissions."""
     require(shutil.which("git") is not None and (BIN / "dvc").exists(), "git or dvc beside this python")
     copy = copy_repo(tmp_path_factory.mktemp("repo"))
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["cnn"]["epochs"] = 2
     params["resnet"]["profiles"]["cpu"]["epochs"] = 1
+    params["cnn_members"]["cnn2"] = {"seed": 1}
+    params["evaluate"]["ensemble"]["members"].insert(1, "cnn2")
+    params["submit"]["models"].insert(1, "cnn2")
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    pipeline = yaml.safe_load((copy / "dvc.yaml").read_text())
+    pipeline["stages"]["evaluate"]["deps"] += ["predictions/cnn2.npz", "metrics/time/train_cnn2.json"]
+    pipeline["stages"]["submit"]["deps"] += ["predictions/cnn2.npz"]
+    (copy / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     shutil.rmtree(copy / "metrics" / "time")  # committed timings of an earlier run: each stage must write its own
+    subprocess.run(["git", "commit", "-qam", "tiny epochs"], cwd=copy, check=True)
     env = client_env(tmp_path_factory.mktemp("kaggle"), credentials=None)  # no Kaggle: data.source auto -> sample
     env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(copy / "src"))
     return copy, env
@@ -78,6 +88,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
         assert results[model]["test"]["accuracy"] == pytest.approx((labels == solution).mean(), abs=1e-6)
     assert results["knn"]["val"]["accuracy"] > 0.9  # the sample is easy for k-NN; a broken pipeline scores ~0.1
     report = (copy / "reports" / "report.md").read_text()
+    assert report.splitlines()[2].startswith("- Data: `sample` (data.source: `auto`), ")
     assert "| ensemble |" in report
     for figure in ("cnn_curves.png", "resnet_curves.png", "confusion/cnn.png", "confusion/ensemble.png"):
         assert (copy / "reports" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
@@ -87,7 +98,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
 def output_hashes(copy):
     """sha256 of every output that must not change between identical runs (timings and logs excluded)."""
     files = [p for d in ("data", "models", "predictions", "submissions") for p in (copy / d).rglob("*") if p.is_file()]
-    files += list((copy / "metrics").glob("*.json"))
+    files += list((copy / "metrics").glob("*.json")) + list((copy / "metrics" / "scores").glob("*.json"))
     return {str(p.relative_to(copy)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -139,10 +150,51 @@ def test_an_interrupted_training_leaves_nothing_half_written_and_reruns_cleanly(
     assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
 
 
-def test_dvc_metrics_show_lists_each_model(repo, reproduced):
+def test_dvc_metrics_show_a_few_figures_per_model(repo, reproduced):
     copy, env = repo
-    shown = run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env)
-    assert all(f'"{m}"' in shown for m in ("cnn", "cnn2", "knn", "resnet", "ensemble"))
+    shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env))
+    files = shown[""]["data"]
+    assert set(files) == {*(f"metrics/scores/{m}.json" for m in ("cnn", "knn", "resnet", "ensemble")),
+                          *(f"metrics/time/train_{m}.json" for m in ("cnn", "knn", "resnet")), "metrics/kaggle.json"}
+    assert set(files["metrics/scores/ensemble.json"]["data"]) == {"val_accuracy", "val_log_loss", "test_accuracy"}
+    table = run([str(BIN / "dvc"), "metrics", "show"], copy, env).splitlines()
+    assert len(table) <= 12 and max(map(len, table)) <= 100  # one screen
+
+
+def test_digits_results_prints_one_line_per_model(repo, reproduced):
+    copy, env = repo
+    lines = run([str(BIN / "digits"), "results"], copy / "src", env).splitlines()
+    assert lines[0].split()[:3] == ["model", "val", "accuracy"]
+    assert [line.split()[0] for line in lines[1:]] == ["cnn", "cnn2", "knn", "resnet", "ensemble"]
+
+
+def test_a_teammate_gets_the_trained_results_through_a_remote_without_training(own_copy, tmp_path):
+    copy, env = own_copy
+    dvc = str(BIN / "dvc")
+    run([dvc, "remote", "add", "-d", "team", str(tmp_path / "remote")], copy, env)
+    run([dvc, "push"], copy, env)
+    run(["git", "add", "dvc.lock", "metrics", ".dvc/config"], copy, env)
+    run(["git", "commit", "-qm", "trained on the sample"], copy, env)
+    assert "dvc.lock" in run(["git", "show", "--stat", "HEAD"], copy, env)
+    run(["git", "clone", "-q", str(copy), str(tmp_path / "teammate")], tmp_path, env)
+    teammate = tmp_path / "teammate"
+    run([dvc, "pull"], teammate, env)
+    assert "Data and pipelines are up to date" in run([dvc, "status"], teammate, env)
+    for path in ("models/cnn.npz", "predictions/ensemble.npz", "reports/report.md", "metrics/scores/cnn.json"):
+        assert (teammate / path).read_bytes() == (copy / path).read_bytes()
+
+
+def test_a_mistake_in_params_is_refused_before_any_output_is_removed(own_copy):
+    copy, env = own_copy
+    before = output_hashes(copy)
+    result = subprocess.run([str(BIN / "dvc"), "exp", "run", "-S", "+cnn.epoch=3"], cwd=copy, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "check: error: params.yaml: cnn.epoch: unknown key; allowed here: seed, dtype, epochs" in result.stderr
+    assert "Running stage 'train_cnn'" not in result.stdout
+    assert output_hashes(copy) == before  # models, predictions and metrics all still there
+    run(["git", "checkout", "params.yaml"], copy, env)  # the way back the error message names
+    assert "Data and pipelines are up to date" in run([str(BIN / "dvc"), "status"], copy, env)
 
 
 def test_a_bad_source_stops_the_pipeline_with_one_line_and_writes_nothing(own_copy, tmp_path):

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import yaml
-
 from digits.errors import DigitsError
-from digits.provenance import git
+from digits.provenance import changed_params, code_commit
 
 SETTINGS_URL = "https://www.kaggle.com/settings/api"
 MAX_POLL_SECONDS = 30  # the longest pause between two looks at a submission's status
@@ -255,28 +253,7 @@ def submission_message(model: str, val_accuracy: float, params: dict) -> str:
     E.g. "ensemble | commit 1a2b3c4 | cnn.epochs=20, knn.n_neighbors=5 | val accuracy 0.9915".
     A list that changed (e.g. cnn.layers) is named without its value, to keep the line short.
     """
-    commit = git("rev-parse", "--short", "HEAD")
+    commit = code_commit()
     if commit is None:
         return f"{model} | no git commit | val accuracy {val_accuracy:.4f}"
-    if git("status", "--porcelain", "--untracked-files=no", "--", "src", "dvc.yaml"):
-        commit += " with uncommitted code"
-    committed = git("show", "HEAD:params.yaml")
-    if committed is None:
-        changes = "params.yaml not committed"
-    else:
-        base = _flatten(yaml.safe_load(committed) or {})
-        changes = ", ".join(key if isinstance(value, list) else f"{key}={value}"
-                            for key, value in sorted(_flatten(params).items())
-                            if base.get(key, ...) != value) or "params as committed"
-    return f"{model} | commit {commit} | {changes} | val accuracy {val_accuracy:.4f}"
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    """Nested params -> {"section.key": value}."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    return f"{model} | commit {commit} | {changed_params(params)} | val accuracy {val_accuracy:.4f}"

@@ -289,16 +289,7 @@ def grid_search(train, val, settings, grid):
     k and weights. Returns the rows [{key: value, ..., "val_accuracy": a}] in the order of
     itertools.product over the grid, the best row (ties: the first) and `settings` updated with it.
     """
-    unknown = [key for key in grid if key not in GRID_KEYS]
-    if unknown:
-        raise DigitsError(f"knn.grid: unknown key {unknown[0]!r}, expected keys among {', '.join(GRID_KEYS)}")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise DigitsError(f"knn.grid.{key}: expected a non-empty list of values, got {values!r}")
-        if key in ("n_neighbors", "pca.n_components"):
-            bad = [value for value in values if not (_is_int(value) and value >= 1)]
-            if bad:
-                raise DigitsError(f"knn.grid.{key}: expected integers >= 1, got {bad[0]!r}")
+    check_grid(settings, grid)
     choices = {key: grid.get(key, [_setting(settings, key)]) for key in GRID_KEYS}
     sizes = choices["pca.n_components"]
     transforms = Transforms(_with(settings, "pca.n_components", max(sizes))["transforms"])
@@ -323,6 +314,27 @@ def grid_search(train, val, settings, grid):
     return rows, best, chosen
 
 
+def check_grid(settings, grid):
+    """Raise a one-line DigitsError unless `grid` has known keys, each with a non-empty list of valid values."""
+    unknown = [key for key in grid if key not in GRID_KEYS]
+    if unknown:
+        raise DigitsError(f"knn.grid: unknown key {unknown[0]!r}, expected keys among {', '.join(GRID_KEYS)}")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise DigitsError(f"knn.grid.{key}: expected a non-empty list of values, got {values!r}")
+        if key in ("n_neighbors", "pca.n_components"):
+            bad = [value for value in values if not (_is_int(value) and value >= 1)]
+            if bad:
+                raise DigitsError(f"knn.grid.{key}: expected integers >= 1, got {bad[0]!r}")
+    if "pca.n_components" in grid and _setting(settings, "pca.n_components") is None:
+        raise DigitsError("knn.grid: pca.n_components is searched, but knn.transforms has no pca step")
+
+
+def overridden(settings, grid):
+    """{key: value} of the settings under `knn` that `grid` searches instead of using them."""
+    return {key: _setting(settings, key) for key in grid}
+
+
 def _setting(settings, key):
     """A grid key's value in `settings`; "pca.n_components" is None when there is no pca step."""
     if key != "pca.n_components":
@@ -337,8 +349,6 @@ def _with(settings, key, value):
         return {**settings, key: value}
     if value is None:
         return settings
-    if _setting(settings, key) is None:
-        raise DigitsError("knn.grid: pca.n_components is searched, but knn.transforms has no pca step")
     spec = [{"pca": {**item["pca"], "n_components": value}} if isinstance(item, dict) and "pca" in item else item
             for item in settings["transforms"]]
     return {**settings, "transforms": spec}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -65,7 +65,7 @@ class KNN(_Section):
     weights: Literal["uniform", "distance"]
     metric: Literal["euclidean", "cosine"]
     batch_size: Positive
-    grid: dict[str, Annotated[list[Any], Field(min_length=1)]]
+    grid: Optional[dict[str, Annotated[list[Any], Field(min_length=1)]]]  # null or {}: no search
 
 
 class ResNetProfile(_Section):

@@ -49,8 +49,7 @@ def curves_figure(history: list[dict[str, float]], title: str, path: str | Path)
         ax.grid(alpha=0.3)
         ax.set_xlim(0.5, len(history) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if len(lines) > 1:
-            ax.legend()
+        ax.legend()
     fig.tight_layout()
     _save(fig, path)
 

@@ -22,15 +22,22 @@ def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str 
         yield from tqdm(items, desc=desc, total=total, unit=unit, leave=False)
         return
     start = last = time.monotonic()
-    done = 0
+    done = shown = 0
     for item in items:
         yield item
         done += 1
         now = time.monotonic()
         if now - last >= every:
-            last = now
+            last, shown = now, done
             print(f"{desc}: {_count(done, total, unit)}, {now - start:.0f} s", file=sys.stderr, flush=True)
-    print(f"{desc}: {_count(done, total, unit)}, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+    if shown != done or not done:  # the last line, unless the periodic one just said it
+        print(f"{desc}: {_count(done, total, unit)}, {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+
+
+def note(line: str) -> None:
+    """Print `line` to stdout as a log line that stays, above any progress bar on the terminal."""
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
 
 
 def _count(done: int, total: int | None, unit: str) -> str:

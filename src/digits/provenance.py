@@ -5,6 +5,8 @@ import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
+import yaml
+
 
 def environment() -> dict[str, str]:
     """Versions of Python, numpy, torch and torchvision, the platform, and the git commit ("+dirty" if changed)."""
@@ -32,3 +34,37 @@ def git(*args: str) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return result.stdout.strip()
+
+
+def code_commit() -> str | None:
+    """The short commit, with " with uncommitted code" when src/ or dvc.yaml differ from it; None outside git."""
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit is not None and git("status", "--porcelain", "--untracked-files=no", "--", "src", "dvc.yaml"):
+        commit += " with uncommitted code"
+    return commit
+
+
+def changed_params(params: dict) -> str:
+    """The params that differ from the committed params.yaml, e.g. "cnn.epochs=20, knn.n_neighbors=5".
+
+    A list that changed (e.g. cnn.layers) is named without its value, to keep the line short;
+    "params as committed" when none differ.
+    """
+    committed = git("show", "HEAD:params.yaml")
+    if committed is None:
+        return "params.yaml not committed"
+    base = _flatten(yaml.safe_load(committed) or {})
+    return ", ".join(key if isinstance(value, list) else f"{key}={value}"
+                     for key, value in sorted(_flatten(params).items())
+                     if base.get(key, ...) != value) or "params as committed"
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """Nested params -> {"section.key": value}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

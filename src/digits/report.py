@@ -9,14 +9,14 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render(results: dict[str, dict], per_class: dict[str, dict], train_seconds: dict[str, float],
-           curves: list[str], weights_fitted: bool) -> str:
+           curves: list[str], weights_fitted: bool, origin: list[str] = ()) -> str:
     """Markdown report.
 
     results: evaluate.json's content, {model: {"val": scores, "test": {"accuracy"}}} with
     {"weights": {member: weight}} under "ensemble"; per_class: {model: {digit: {"f1", ...}}};
     train_seconds: {model: wall time of its training stage}; curves: the models that have
     `figures/<model>_curves.png`; weights_fitted: whether the ensemble's weights were fitted
-    on the validation split.
+    on the validation split; origin: lines saying which data, commit and params the run came from.
     """
     has_test = any("test" in r for r in results.values())
     head = ["model", "val accuracy", "val precision", "val recall", "val F1", "val log-loss"]
@@ -32,7 +32,7 @@ def render(results: dict[str, dict], per_class: dict[str, dict], train_seconds: 
     how = ("fitted on the validation split: the most accurate on a 0.05 grid, then the lowest log-loss; so the "
            "ensemble's validation scores are slightly optimistic" + ("; its test accuracy is not" if has_test else "")
            ) if weights_fitted else "as set in params.yaml"
-    lines = ["# Evaluation report", "",
+    lines = ["# Evaluation report", "", *(f"- {line}" for line in origin), *([""] if origin else []),
              "Scores on the validation split: macro averages over the ten digits, log-loss of the probabilities"
              + ("; accuracy on the test split, whose labels are known." if has_test else "."), "",
              *_table(head, rows), "",

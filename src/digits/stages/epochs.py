@@ -5,6 +5,7 @@ from typing import Callable, Iterator
 from dvclive import Live
 
 from digits.plots import curves_figure
+from digits.progress import note
 from digits.stages.common import FIGURES
 
 
@@ -12,13 +13,16 @@ from digits.stages.common import FIGURES
 def epoch_log(model: str) -> Iterator[Callable[..., None]]:
     """Yield `log(**values)`, called once per epoch with train_loss, train_accuracy, val_accuracy, lr.
 
-    Values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`, drawn by `dvc plots show`);
-    on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
+    Each epoch is one line of the log; values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`,
+    drawn by `dvc plots show`); on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
     """
     history: list[dict[str, float]] = []
     with Live(f"dvclive/{model}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
         def log(**values: float) -> None:
             history.append(values)
+            note(f"train_{model}: epoch {len(history)}: " + ", ".join(
+                f"{key.replace('_', ' ')} {value:.3g}" if key == "lr" else f"{key.replace('_', ' ')} {value:.4f}"
+                for key, value in values.items()))
             for key, value in values.items():
                 live.log_metric(key, float(value))
             live.next_step()

@@ -7,10 +7,10 @@ from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
 from digits.metrics import accuracy, confusion_records, per_class, scores
-from digits.provenance import environment
+from digits.provenance import changed_params, code_commit, environment
 from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
-from digits.stages.common import (FIGURES, METRICS, MODELS, PREDICTIONS, PREPARED, REPORTS, load_predictions,
-                                  save_predictions, stage)
+from digits.stages.common import (FIGURES, METRICS, MODELS, PREDICTIONS, PREPARED, RAW, REPORTS,
+                                  load_predictions, save_predictions, stage)
 
 
 def ensemble_params(params: dict) -> tuple[list[str], list[float] | str]:
@@ -20,6 +20,32 @@ def ensemble_params(params: dict) -> tuple[list[str], list[float] | str]:
     if spec["weights"] != "fit":
         ensemble.check_weights(spec["weights"], len(spec["members"]), "params.yaml: evaluate.ensemble")
     return spec["members"], spec["weights"]
+
+
+def headline(result: dict) -> dict:
+    """The figures runs are compared by (`dvc metrics`, `dvc exp show`): validation accuracy and log-loss,
+    test accuracy where the labels are known."""
+    figures = {"val_accuracy": result["val"]["accuracy"], "val_log_loss": result["val"]["log_loss"]}
+    if "test" in result:
+        figures["test_accuracy"] = result["test"]["accuracy"]
+    return figures
+
+
+def origin(params: dict) -> list[str]:
+    """Which data, commit and params this run came from, for the head of the report."""
+    try:
+        manifest = json.loads((RAW / "source.json").read_text())
+    except FileNotFoundError:
+        data = f"unknown ({RAW / 'source.json'} not found)"
+    else:
+        rows = manifest["files"]
+        data = (f"`{manifest['source']}` (data.source: `{params['data']['source']}`), "
+                f"{rows['train.csv']['rows']:,} labelled and {rows['test.csv']['rows']:,} test images")
+        if manifest["source"] == "sample":
+            data += (": the small bundled sample, for trying the pipeline, not for ranking models; "
+                     "`dvc exp run -S data.source=kaggle` trains on the competition's data")
+    return [f"Data: {data}", f"Code: commit {code_commit() or 'unknown (not a git checkout)'}",
+            f"Params: {changed_params(params)}"]
 
 
 @stage("evaluate")
@@ -57,6 +83,8 @@ def main(params: dict) -> None:
         errors_gallery(x_val, y_val, p["val"], name, FIGURES / "errors" / f"{name}.png")
         print(f"evaluate: {name}: validation accuracy {results[name]['val']['accuracy']:.4f}")
     results["ensemble"]["weights"] = dict(zip(members, weights))
+    for name, r in results.items():
+        write_json(METRICS / "scores" / f"{name}.json", headline(r))
     write_json(METRICS / "evaluate.json", results)
     write_json(METRICS / "per_class.json", classes)
     write_json(METRICS / "environment.json", environment())
@@ -65,7 +93,7 @@ def main(params: dict) -> None:
     f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
     seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in models}
     curves = [m for m in models if (FIGURES / f"{m}_curves.png").is_file()]
-    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted))
+    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted, origin(params)))
     print(f"evaluate: ensemble of {', '.join(f'{m} × {w:g}' for m, w in zip(members, weights))}")
 
 

@@ -17,8 +17,14 @@ def main(params: dict) -> None:
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, _ = load_split(PREPARED / "test.npz")
 
-    settings = {key: p[key] for key in SETTINGS}
-    rows, best, chosen = knn.grid_search((x_train, y_train), (x_val, y_val), settings, p["grid"])
+    settings, grid = {key: p[key] for key in SETTINGS}, p["grid"] or {}
+    unused = knn.overridden(settings, grid)
+    if unused:
+        print(f"train_knn: knn.grid searches {', '.join(grid)} on the validation split, so "
+              f"the values set under knn for them ({', '.join(f'{k}={v}' for k, v in unused.items())}) are not used; "
+              "to use them, turn the search off (-S knn.grid=null) or drop a key from it "
+              f"(-S '~knn.grid.{next(iter(grid))}')")
+    rows, best, chosen = knn.grid_search((x_train, y_train), (x_val, y_val), settings, grid)
     table = pd.DataFrame(rows)
     table.insert(0, "setting", [_label(row) for row in rows])
     with atomic_path(METRICS / "knn_grid.csv") as tmp:
@@ -30,8 +36,10 @@ def main(params: dict) -> None:
     save_predictions("knn", val=val, test=test)
     accuracy = scores(y_val, val)["accuracy"]
     write_json(METRICS / "knn.json", {**best, "val_accuracy": accuracy})
-    print(f"train_knn: best of {len(rows)} settings on the validation split: {_label(best)}; "
-          f"validation accuracy {accuracy:.4f}")
+    used = (f"{_label(best)}, the best of {len(rows)} settings on the validation split" if grid else
+            " ".join(f"{key}={chosen[key]}" for key in ("n_neighbors", "weights", "metric"))
+            + " as set under knn (knn.grid is null or empty: no search)")
+    print(f"train_knn: used {used}; validation accuracy {accuracy:.4f}")
 
 
 def _label(row: dict) -> str:
