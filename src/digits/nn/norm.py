@@ -37,24 +37,26 @@ class _BatchNorm(Layer):
         self.buffers["running_var"] = np.ones(self.num_features, dtype=dtype)
         self._cache = None
 
-    def _rows(self, a):
-        """(N, F, ...) ``a`` -> ((M, F) matrix of its values, the axis order it was read in): a view
-        when one of ``layouts`` is ``a``'s memory order, else a copy in the last of them."""
-        for order in self.layouts:
-            permuted = a.transpose(order)
-            if permuted.flags.c_contiguous:
-                break
-        return np.ascontiguousarray(permuted).reshape(-1, a.shape[1]), order
+    def _order(self, a):
+        """The first of ``layouts`` that is ``a``'s memory order, else the last of them."""
+        return next((order for order in self.layouts if a.transpose(order).flags.c_contiguous), self.layouts[-1])
+
+    @staticmethod
+    def _rows(a, order):
+        """(N, F, ...) ``a`` -> the (M, F) matrix of its values read in axis ``order`` (features last):
+        a view when that is ``a``'s memory order, else a copy."""
+        return np.ascontiguousarray(a.transpose(order)).reshape(-1, a.shape[1])
 
     @staticmethod
     def _unrows(rows, shape, order):
-        """Inverse of ``_rows``: the (M, F) ``rows`` as a ``shape`` batch (a view, in ``order`` in memory)."""
+        """Inverse of ``_rows``: the (M, F) ``rows`` as a ``shape`` batch (a view, ``order`` in memory)."""
         return rows.reshape([shape[axis] for axis in order]).transpose(np.argsort(order))
 
     def forward(self, x):
         weight = self.params["weight"]
         x = np.asarray(x, dtype=weight.dtype)
-        rows, order = self._rows(x)
+        order = self._order(x)
+        rows = self._rows(x, order)
         count = len(rows)
         if self.training:
             if count < 2:
@@ -79,7 +81,7 @@ class _BatchNorm(Layer):
 
     def backward(self, dout, input_grad=True):
         centered, inv_std, order = self._cache
-        drows = self._rows(np.asarray(dout, dtype=centered.dtype))[0]  # dout.shape = the input's, rows like it
+        drows = self._rows(np.asarray(dout, dtype=centered.dtype), order)  # rows in the same order as centered
         count = centered.dtype.type(len(centered))
         dx = np.multiply(drows, centered)  # a temporary here, the input gradient below
         self.grads["weight"][...] = column_sums(dx) * inv_std  # sum of dout * xhat
