@@ -67,7 +67,8 @@ def test_winograd_transforms_in_chunks_give_the_same_result(monkeypatch):
     from digits.nn.conv_kernels import Winograd
     rng = np.random.default_rng(1)
     xh = rng.standard_normal((9, 10, 3, 4)).astype(np.float32)  # (Hp, Wp, N, C)
-    weight, dh = rng.standard_normal((5, 4, 3, 3)).astype(np.float32), rng.standard_normal((7, 8, 3, 5)).astype(np.float32)
+    weight = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    dh = rng.standard_normal((7, 8, 3, 5)).astype(np.float32)  # (Ho, Wo, N, O)
 
     def run():
         kernel = Winograd(3, np.float32)

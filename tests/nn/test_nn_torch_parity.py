@@ -138,7 +138,8 @@ def test_batchnorm2d_matches_torch_for_inputs_in_any_memory_order(memory_order, 
     layer, torch_layer = BatchNorm2d(3, dtype=np.float64), torch.nn.BatchNorm2d(3, dtype=torch.float64)
     layer.params["weight"][...] = rng.uniform(0.5, 2.0, 3)
     if not training:
-        layer.buffers["running_mean"][...], layer.buffers["running_var"][...] = rng.standard_normal(3), rng.uniform(1, 2, 3)
+        layer.buffers["running_mean"][...] = rng.standard_normal(3)
+        layer.buffers["running_var"][...] = rng.uniform(1, 2, 3)
         torch_layer.running_mean.copy_(torch.from_numpy(layer.buffers["running_mean"]))
         torch_layer.running_var.copy_(torch.from_numpy(layer.buffers["running_var"]))
         layer.eval()
