@@ -26,6 +26,18 @@ def test_random_warps_match_torch_grid_sample(shape):
     np.testing.assert_allclose(warp_affine(x, matrices), torch_warp(x, matrices), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(64, 1, 28, 28), (3, 2, 9, 13)])
+def test_float32_warps_match_float64_ones_to_float32_rounding(shape):
+    """Coordinates are computed in the images' dtype: a float32 warp of large turns, shifts and zooms
+    (corners far outside the image) stays within float32 rounding of the float64 one."""
+    rng = np.random.default_rng(3)
+    x = rng.random(shape)
+    matrices = RandomAffine(degrees=170, translate=0.6, scale=0.8).matrices(shape[0], shape[2], shape[3], rng)
+    out = warp_affine(x.astype(np.float32), matrices)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, warp_affine(x, matrices), rtol=0, atol=2e-5)
+
+
 def test_identity_leaves_images_unchanged_in_their_dtype():
     x = np.random.default_rng(1).random((4, 1, 28, 28), dtype=np.float32)
     out = RandomAffine()(x, np.random.default_rng(2))

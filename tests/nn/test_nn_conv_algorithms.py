@@ -59,3 +59,22 @@ def test_the_pool_runs_every_piece_once():
     results = parallel.run_split(lambda lo, hi: seen.append((lo, hi)) or hi - lo, 10, work=10**9)
     assert sum(results) == 10 and sorted(seen)[0][0] == 0 and sorted(seen)[-1][1] == 10
     assert len(seen) == min(parallel.WORKERS, 10)
+
+
+def test_winograd_transforms_in_chunks_give_the_same_result(monkeypatch):
+    """Transforms run ``Winograd.chunk`` columns at a time: a chunk that does not divide the
+    columns (nor the cores' shares) changes nothing but rounding."""
+    from digits.nn.conv_kernels import Winograd
+    rng = np.random.default_rng(1)
+    xh = rng.standard_normal((9, 10, 3, 4)).astype(np.float32)  # (Hp, Wp, N, C)
+    weight = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    dh = rng.standard_normal((7, 8, 3, 5)).astype(np.float32)  # (Ho, Wo, N, O)
+
+    def run():
+        kernel = Winograd(3, np.float32)
+        return (kernel.forward(xh, weight, None),) + kernel.backward(dh, weight, True)[::2]
+
+    whole = run()
+    monkeypatch.setattr(Winograd, "chunk", 7)
+    for chunked, expected in zip(run(), whole):
+        np.testing.assert_allclose(chunked, expected, rtol=1e-5, atol=1e-5)

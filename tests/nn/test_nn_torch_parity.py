@@ -126,6 +126,27 @@ def test_batchnorm_matches_torch_in_training_and_eval_with_running_statistics(ma
     np.testing.assert_allclose(layer.buffers["running_mean"], torch_layer.running_mean.numpy(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("memory_order", [(2, 3, 0, 1), (0, 2, 3, 1), (0, 1, 2, 3)])  # HWNC (conv outputs), NHWC, NCHW
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm2d_matches_torch_for_inputs_in_any_memory_order(memory_order, training):
+    """BatchNorm2d reads the batch as rows in its memory order; the gradient comes C-contiguous,
+    so in another order than the input, and must be read in the input's."""
+    rng = np.random.default_rng(25)
+    shape = (4, 3, 5, 6)
+    stored = rng.standard_normal([shape[axis] for axis in memory_order]) * 3 + 2
+    x = stored.transpose(np.argsort(memory_order))  # an NCHW view of memory in ``memory_order``
+    layer, torch_layer = BatchNorm2d(3, dtype=np.float64), torch.nn.BatchNorm2d(3, dtype=torch.float64)
+    layer.params["weight"][...] = rng.uniform(0.5, 2.0, 3)
+    if not training:
+        layer.buffers["running_mean"][...] = rng.standard_normal(3)
+        layer.buffers["running_var"][...] = rng.uniform(1, 2, 3)
+        torch_layer.running_mean.copy_(torch.from_numpy(layer.buffers["running_mean"]))
+        torch_layer.running_var.copy_(torch.from_numpy(layer.buffers["running_var"]))
+        layer.eval()
+        torch_layer.eval()
+    assert_matches_torch(layer, torch_layer, x)
+
+
 @pytest.mark.parametrize("kernel_size, stride", [(2, None), (3, 2), (3, 1)])
 def test_maxpool2d_routes_ties_like_torch(kernel_size, stride):
     x = np.random.default_rng(12).integers(0, 2, size=(2, 3, 9, 9)).astype(np.float64)  # many tied maxima

@@ -19,32 +19,35 @@ def warp_affine(x, matrices):
     ``matrices[n, :, :2] @ p + matrices[n, :, 2]`` (relative to the centre too),
     interpolating bilinearly between the four nearest pixels; pixels beyond the
     border count as zero (``grid_sample`` with zero padding and aligned corners).
+    Coordinates are computed in ``x``'s dtype too (float32 is exact to ~1e-6 pixel,
+    and the interpolation is continuous, so that costs no more than float32 rounding).
     """
     n, c, h, w = x.shape
-    matrices = np.asarray(matrices, dtype=np.float64)
+    matrices = np.asarray(matrices)
     if matrices.shape != (n, 2, 3):
         raise ValueError(f"expected ({n}, 2, 3) matrices for {n} images, got shape {matrices.shape}")
+    matrices = matrices.astype(x.dtype, copy=False)
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    rows, cols = np.mgrid[0:h, 0:w]
-    grid = np.stack([cols.ravel() - cx, rows.ravel() - cy])  # (2, H*W)
-    source = matrices[:, :, :2] @ grid + matrices[:, :, 2:]  # (N, 2, H*W)
-    sx, sy = source[:, 0] + cx, source[:, 1] + cy
+    rows, cols = np.mgrid[0:h, 0:w].astype(x.dtype)
+    grid = np.stack([cols.ravel() - cx, rows.ravel() - cy, np.ones(h * w, dtype=x.dtype)])  # (3, H*W)
+    # the centre added back to the translation, so one (2N, 3) @ (3, H*W) product gives the source pixels
+    from_corner = np.concatenate([matrices[:, :, :2], matrices[:, :, 2:] + np.array([[cx], [cy]], x.dtype)], axis=2)
+    sx, sy = (from_corner.reshape(2 * n, 3) @ grid).reshape(n, 2, h * w).transpose(1, 0, 2)  # each (N, H*W)
     x0, y0 = np.floor(sx), np.floor(sy)
-    fx, fy = (sx - x0).astype(x.dtype), (sy - y0).astype(x.dtype)
-    x0, y0 = x0.astype(np.intp), y0.astype(np.intp)
-    # one ring of zeros around each image; corner indices clipped onto it read zero
-    padded = np.zeros((n, c, h + 2, w + 2), dtype=x.dtype)
-    padded[:, :, 1:-1, 1:-1] = x
-    flat = padded.reshape(n, c, -1)
-
-    def corner(yy, xx):
-        index = (np.clip(yy, -1, h) + 1) * (w + 2) + np.clip(xx, -1, w) + 1  # (N, H*W)
-        return np.take_along_axis(flat, index[:, None, :], axis=2)  # (N, C, H*W)
-
-    fx, fy = fx[:, None], fy[:, None]
-    top = corner(y0, x0) * (1 - fx) + corner(y0, x0 + 1) * fx
-    bottom = corner(y0 + 1, x0) * (1 - fx) + corner(y0 + 1, x0 + 1) * fx
-    return (top * (1 - fy) + bottom * fy).reshape(n, c, h, w)
+    fx, fy = (sx - x0)[:, None], (sy - y0)[:, None]  # (N, 1, H*W)
+    # two rings of zeros around each image: a top-left corner clipped to [-2, size] reads zeros
+    # wherever the true one lies outside, and so does its neighbour one row or column further on
+    pw, plane = w + 4, (h + 4) * (w + 4)
+    padded = np.zeros((n, c, h + 4, pw), dtype=x.dtype)
+    padded[:, :, 2:-2, 2:-2] = x
+    top_left = ((np.clip(y0, -2, h) + 2) * pw + np.clip(x0, -2, w) + 2).astype(np.intp)  # (N, H*W), exact
+    top_left = top_left[:, None] + np.arange(n * c).reshape(n, c, 1) * plane  # (N, C, H*W) flat indices
+    flat = padded.ravel()
+    # the same indices into the flat array shifted by each corner's offset: four gathers, one index array
+    tl, tr, bl, br = (np.take(flat[shift:], top_left) for shift in (0, 1, pw, pw + 1))  # each (N, C, H*W)
+    top = tl + fx * (tr - tl)
+    bottom = bl + fx * (br - bl)
+    return (top + fy * (bottom - top)).reshape(n, c, h, w)
 
 
 class RandomAffine:
