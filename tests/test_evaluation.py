@@ -167,7 +167,8 @@ def test_evaluate_writes_stable_metric_keys_ensemble_figures_and_report(stage_di
     scored = {f"{m}.val.{s}" for m in models
               for s in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss")}
     assert flat_keys(results) == scored | {f"{m}.test.accuracy" for m in models} | {
-        "ensemble.weights.cnn", "ensemble.weights.knn", "ensemble.weights.resnet"}
+        "ensemble.weights.cnn", "ensemble.weights.knn", "ensemble.weights.resnet",
+        "ensemble.without.cnn", "ensemble.without.knn", "ensemble.without.resnet"}
     classes = json.loads((stage_dir / "metrics/per_class.json").read_text())
     assert flat_keys(classes) == {f"{m}.{d}.{s}" for m in models for d in range(10) for s in ("precision", "recall", "f1")}
 
@@ -187,6 +188,13 @@ def test_evaluate_writes_stable_metric_keys_ensemble_figures_and_report(stage_di
     assert f"| knn | {results['knn']['val']['accuracy']:.4f} |" in text
     assert "weights fitted on the validation split: the most accurate" in text
     assert "figures/errors/ensemble.png" in text and "figures/samples.png" in text
+    without = results["ensemble"]["without"]  # e.g. without cnn: knn and resnet, weights fitted again
+    others = [np.load(stage_dir / f"predictions/{m}.npz")["val"] for m in ("knn", "resnet")]
+    y_val = np.load(stage_dir / "data/prepared/val.npz")["y"]
+    mixed_others = ensemble.combine(others, ensemble.fit_weights(others, y_val))
+    assert without["cnn"] == pytest.approx(np.mean(mixed_others.argmax(axis=1) == y_val), abs=1e-6)
+    gain = results["ensemble"]["val"]["accuracy"] - without["cnn"]
+    assert f"| cnn | {results['ensemble']['weights']['cnn']:g} | {without['cnn']:.4f} | {gain:+.4f} | 12.5 |" in text
 
 
 def test_evaluate_uses_the_weights_it_is_given(stage_dir):

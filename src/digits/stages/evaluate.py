@@ -83,6 +83,9 @@ def main(params: dict) -> None:
         errors_gallery(x_val, y_val, p["val"], name, FIGURES / "errors" / f"{name}.png")
         print(f"evaluate: {name}: validation accuracy {results[name]['val']['accuracy']:.4f}")
     results["ensemble"]["weights"] = dict(zip(members, weights))
+    results["ensemble"]["without"] = {  # validation accuracy with each member left out: what it earns
+        m: round(a, 6) for m, a in ensemble.leave_one_out({m: probs[m]["val"] for m in members}, y_val,
+                                                          None if fitted else weights).items()}
     for name, r in results.items():
         write_json(METRICS / "scores" / f"{name}.json", headline(r))
     write_json(METRICS / "evaluate.json", results)
