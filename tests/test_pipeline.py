@@ -154,8 +154,8 @@ def test_dvc_metrics_show_a_few_figures_per_model(repo, reproduced):
     copy, env = repo
     shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env))
     files = shown[""]["data"]
-    assert set(files) == {*(f"metrics/scores/{m}.json" for m in ("cnn", "knn", "resnet", "ensemble")),
-                          *(f"metrics/time/train_{m}.json" for m in ("cnn", "knn", "resnet")), "metrics/kaggle.json"}
+    assert set(files) == {*(f"metrics/scores/{m}.json" for m in ("cnn", "cnn2", "knn", "resnet", "ensemble")),
+                          *(f"metrics/time/train_{m}.json" for m in ("cnn", "cnn2", "knn", "resnet")), "metrics/kaggle.json"}
     assert set(files["metrics/scores/ensemble.json"]["data"]) == {"val_accuracy", "val_log_loss", "test_accuracy"}
     table = run([str(BIN / "dvc"), "metrics", "show"], copy, env).splitlines()
     assert len(table) <= 12 and max(map(len, table)) <= 100  # one screen

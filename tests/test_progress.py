@@ -1,6 +1,6 @@
 """Progress off a terminal: periodic lines on stderr, every item yielded once."""
 from digits.progress import progress
-from digits.stages.common import epoch_log
+from digits.stages.epochs import epoch_log
 
 
 def test_log_lines_when_stderr_is_not_a_terminal(capsys):
