@@ -8,25 +8,21 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def render(results: dict[str, dict], per_class: dict[str, dict], train_seconds: dict[str, float],
-           curves: list[str], weights_fitted: bool) -> str:
-    """Markdown report.
+def render(results: dict[str, dict], per_class: dict[str, dict], curves: list[str], weights_fitted: bool) -> str:
+    """Markdown report; no wall-clock times, so identical runs give identical reports (timings: metrics/time/).
 
     results: evaluate.json's content, {model: {"val": scores, "test": {"accuracy"}}} with
     {"weights": {member: weight}} under "ensemble"; per_class: {model: {digit: {"f1", ...}}};
-    train_seconds: {model: wall time of its training stage}; curves: the models that have
-    `figures/<model>_curves.png`; weights_fitted: whether the ensemble's weights were fitted
-    on the validation split.
+    curves: the models that have `figures/<model>_curves.png`; weights_fitted: whether the
+    ensemble's weights were fitted on the validation split.
     """
     has_test = any("test" in r for r in results.values())
     head = ["model", "val accuracy", "val precision", "val recall", "val F1", "val log-loss"]
     head += ["test accuracy"] if has_test else []
-    head += ["training time (s)"]
     rows = []
     for model, r in results.items():
         cells = [model] + [f"{r['val'][c]:.4f}" for c in COLUMNS]
         cells += [f"{r['test']['accuracy']:.4f}" if "test" in r else "—"] if has_test else []
-        cells += [f"{train_seconds[model]:.1f}" if model in train_seconds else "—"]
         rows.append(cells)
     weights = results["ensemble"]["weights"]
     how = ("fitted on the validation split: the most accurate on a 0.05 grid, then the lowest log-loss; so the "

@@ -1,6 +1,4 @@
 """Stage `evaluate`: score every model and their ensemble; confusion data, figures and reports/report.md."""
-import json
-
 from digits import ensemble, report
 from digits.data import load_split
 from digits.errors import DigitsError
@@ -23,7 +21,10 @@ def ensemble_params(params: dict) -> tuple[list[str], list[float] | str]:
     return spec["members"], spec["weights"]
 
 
-@stage("evaluate")
+@stage("evaluate", ("evaluate.ensemble",),
+       ("predictions/ensemble.npz", "models/ensemble.json", "reports/confusion/", "reports/figures/confusion/",
+        "reports/figures/errors/", "reports/figures/samples.png", "reports/figures/f1_per_class.png",
+        "reports/report.md", "metrics/evaluate.json", "metrics/environment.json", "metrics/per_class.json"))
 def main(params: dict) -> None:
     members, weights = ensemble_params(params)
     x_train, y_train = load_split(PREPARED / "train.npz")
@@ -63,9 +64,8 @@ def main(params: dict) -> None:
 
     sample_grid(x_train, y_train, FIGURES / "samples.png")
     f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
-    seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in MODEL_NAMES}
     curves = [m for m in MODEL_NAMES if (FIGURES / f"{m}_curves.png").is_file()]
-    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted))
+    write_text(REPORTS / "report.md", report.render(results, classes, curves, fitted))
     print(f"evaluate: ensemble of {', '.join(f'{m} × {w:g}' for m, w in zip(members, weights))}")
 
 

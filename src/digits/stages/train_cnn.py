@@ -87,7 +87,8 @@ def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val
     return model, history[-1], val_probs
 
 
-@stage("train_cnn")
+@stage("train_cnn", ("cnn",), ("models/cnn.npz", "predictions/cnn.npz", "dvclive/cnn/",
+                               "reports/figures/cnn_curves.png", "metrics/cnn.json", str(CHECKPOINT)))
 def main(params: dict) -> None:
     p = params["cnn"]  # keys, types and ranges checked by digits.params; layers by nn.build
     dtype = np.dtype(p["dtype"])
