@@ -4,9 +4,12 @@ import json
 import os
 import pickle
 import resource
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +281,30 @@ def test_the_sample_manifest_holds_nothing_of_the_users_home(tmp_path, monkeypat
         monkeypatch.delenv(name, raising=False)
     manifest = json.dumps(fetch("auto").manifest())
     assert "home-of-someone" not in manifest and str(tmp_path) not in manifest
+
+
+# 2. the process that started the stage dies
+
+def test_a_stage_stops_when_its_starter_dies_even_through_a_shell_that_stays(workdir):
+    write_params(workdir, cnn={**TINY_CNN, "epochs": 100_000})
+    stage = f"{shlex.quote(sys.executable)} -m digits.stages.train_cnn; true"  # `; true`: the shell cannot exec
+    starter = f"import subprocess; subprocess.run(['sh', '-c', {stage!r}])"  # stands in for dvc
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DVC_STAGE": "train_cnn"}
+    process = subprocess.Popen([sys.executable, "-c", starter], cwd=workdir, env=env, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        logged = workdir / "dvclive" / "cnn" / "plots" / "metrics" / "train_loss.tsv"
+        deadline = time.monotonic() + 120
+        while not logged.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert logged.exists(), "train_cnn did not start"
+        process.kill()  # the starter only; the shell and the stage stay, reparented
+        _, err = process.communicate(timeout=60)  # stderr closes once the stage has gone too
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
+        except ProcessLookupError:
+            pass
+    assert err.strip() == ("train_cnn: its parent process (dvc) ended, so it stopped; no output was left "
+                           "half-written, rerun `dvc repro`")
+    assert not (workdir / "models" / "cnn.npz").exists() and temporaries(workdir) == []

@@ -21,12 +21,12 @@ SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "fish", "busybox"}  # what
 PR_SET_PDEATHSIG = 1
 POLL_SECONDS = 0.5
 PROBE = ".write-probe"
-_orphaned = threading.Event()
+_watched: dict = {}  # what the last `stop_with_parent` watched: "parent" pid and "starter" (pid, start time)
 
 
 def orphaned() -> bool:
-    """Whether the stage was stopped because the process that started it died."""
-    return _orphaned.is_set()
+    """Whether the process that started the stage (watched by the last `stop_with_parent`) died."""
+    return bool(_watched) and _lost(**_watched)
 
 
 @contextmanager
@@ -45,7 +45,8 @@ def stop_with_parent() -> Iterator[None]:
     if libc is not None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     done = threading.Event()
-    thread = threading.Thread(target=_watch, args=(os.getppid(), _starter(), done), daemon=True)
+    _watched.update(parent=os.getppid(), starter=_starter())
+    thread = threading.Thread(target=_watch, args=(done,), daemon=True)
     thread.start()
     try:
         yield
@@ -66,13 +67,14 @@ def _libc():
 
 
 def _process(pid: int) -> tuple[str, int, str] | None:
-    """(name, parent pid, start time) of a process from /proc, or None when it is gone or /proc is missing."""
+    """(name, parent pid, start time) of a process from /proc, or None when it is gone (a zombie too: dead,
+    not yet reaped) or /proc is missing."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-    return name, int(rest[1]), rest[19]
+    return None if rest[0] in ("Z", "X") else (name, int(rest[1]), rest[19])
 
 
 def _starter() -> tuple[int, str] | None:
@@ -83,12 +85,16 @@ def _starter() -> tuple[int, str] | None:
     return (pid, info[2]) if info is not None else None
 
 
-def _watch(parent: int, starter: tuple[int, str] | None, done: threading.Event) -> None:
-    """Every POLL_SECONDS until `done`: SIGTERM this process if it lost its parent or `starter` is gone."""
+def _lost(parent: int, starter: tuple[int, str] | None) -> bool:
+    """Whether this process lost its `parent` or the `starter` process is gone."""
+    info = _process(starter[0]) if starter else None
+    return os.getppid() != parent or (starter is not None and (info is None or info[2] != starter[1]))
+
+
+def _watch(done: threading.Event) -> None:
+    """Every POLL_SECONDS until `done`: SIGTERM this process once the watched processes are gone."""
     while not done.wait(POLL_SECONDS):
-        info = _process(starter[0]) if starter else None
-        if os.getppid() != parent or (starter and (info is None or info[2] != starter[1])):
-            _orphaned.set()
+        if _lost(**_watched):
             os.kill(os.getpid(), signal.SIGTERM)
             return
 
