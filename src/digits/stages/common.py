@@ -15,8 +15,8 @@ import numpy as np
 from digits import params
 from digits.artifacts import check_probabilities
 from digits.errors import DigitsError
-from digits.stages import guard
 from digits.io import load_npz, save_npz, write_json
+from digits.stages import guard
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
