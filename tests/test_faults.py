@@ -305,6 +305,6 @@ def test_a_stage_stops_when_its_starter_dies_even_through_a_shell_that_stays(wor
             os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
         except ProcessLookupError:
             pass
-    assert err.strip() == ("train_cnn: its parent process (dvc) ended, so it stopped; no output was left "
+    assert err.strip() == ("train_cnn: interrupted, and its parent process (dvc) is gone; no output was left "
                            "half-written, rerun `dvc repro`")
     assert not (workdir / "models" / "cnn.npz").exists() and temporaries(workdir) == []

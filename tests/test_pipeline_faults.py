@@ -139,7 +139,7 @@ def test_a_killed_dvc_takes_its_stage_down_without_half_written_outputs(clones):
         if dvc.poll() is None:
             os.killpg(dvc.pid, signal.SIGKILL)
     assert dvc.returncode != 0
-    assert "train_cnn: its parent process (dvc) ended, so it stopped; no output was left half-written" in err
+    assert "train_cnn: interrupted, and its parent process (dvc) is gone; no output was left half-written" in err
     assert not (clone / "models" / "cnn.npz").exists() and not list(clone.rglob("*.tmp"))
     assert (clone / "dvc.lock").read_text() == lock
     back_to_a_good_workspace(clone, env)

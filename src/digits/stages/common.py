@@ -60,8 +60,8 @@ def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
                 _say(f"{name}: error: {e}")
                 sys.exit(1)
             except KeyboardInterrupt:
-                why = "its parent process (dvc) ended, so it stopped" if guard.orphaned() else "interrupted"
-                _say(f"{name}: {why}; no output was left half-written, rerun `dvc repro`")
+                gone = ", and its parent process (dvc) is gone" if guard.orphaned() else ""
+                _say(f"{name}: interrupted{gone}; no output was left half-written, rerun `dvc repro`")
                 sys.exit(130)
         main.params_keys, main.outputs = params_keys, outputs
         return main
