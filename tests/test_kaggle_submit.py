@@ -82,7 +82,8 @@ def predicted(tmp_path):
     shutil.copy(ROOT / "params.yaml", work / "params.yaml")
     rng = np.random.default_rng(0)
     for model in ("cnn", "knn", "resnet", "ensemble"):
-        np.savez(work / "predictions" / f"{model}.npz", val=rng.random((20, 10)), test=rng.random((30, 10)))
+        val, test = (rng.dirichlet(np.ones(10), size=n).astype(np.float32) for n in (20, 30))  # class probabilities
+        np.savez(work / "predictions" / f"{model}.npz", val=val, test=test)
     scores = {m: {"val": {"accuracy": 0.5}} for m in ("cnn", "knn", "resnet", "ensemble")}
     (work / "metrics" / "evaluate.json").write_text(json.dumps(scores))
     manifest = {"source": "kaggle", "competition": "digit-recognizer", "files": {"test.csv": {"rows": 30}}}

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import json
 from pathlib import Path
 
@@ -77,9 +78,10 @@ def check_members(members, models: list[str] | None, where: str) -> None:
 
 
 def check_weights(weights, n: int, where: str) -> None:
-    """Raise unless `weights` lists `n` numbers >= 0, not all zero."""
+    """Raise unless `weights` lists `n` finite numbers >= 0, not all zero."""
     if not isinstance(weights, list) or len(weights) != n \
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in weights) \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
+                       for v in weights) \
             or sum(weights) <= 0:
         raise DigitsError(f"{where}: weights is {weights!r}, expected {n} numbers >= 0 (one per member, not all zero)")
 

@@ -1,20 +1,42 @@
 """Atomic output: every file is written beside its target, then renamed into place."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
+from digits.artifacts import unreadable
 from digits.errors import DigitsError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+# What a full disk, a quota, a read-only or foreign folder or a file-size limit raise on writing.
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+_checks: list[Callable[[Path], None]] = []
+
+
+@contextmanager
+def checked_writes(check: Callable[[Path], None]) -> Iterator[None]:
+    """Within the block, call `check(path)` before each atomic write renames a file onto `path`;
+    an exception from it leaves `path` as it was."""
+    _checks.append(check)
+    try:
+        yield
+    finally:
+        _checks.remove(check)
+
+
+def cannot_write(path: str | Path, err: OSError) -> DigitsError:
+    """The one-line error for a write that the OS refused."""
+    return DigitsError(f"{path}: cannot write ({err.strerror or err}); make room on the disk or make "
+                       f"{Path(path).parent} writable, then rerun")
 
 
 @contextmanager
@@ -23,16 +45,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The parent folder is created. On any exception the temporary file is removed and
     `path` is left as it was, so no reader ever sees a half-written file.
+    A write the OS refuses (full disk, read-only folder) raises a one-line DigitsError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise cannot_write(path, e) from None
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        for check in _checks:
+            check(path)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:
+            raise
+        raise cannot_write(path, e) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -61,5 +93,5 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             return {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
-    except (ValueError, OSError, AttributeError, zipfile.BadZipFile) as e:
-        raise DigitsError(f"{path}: not a readable .npz of plain arrays ({e}); delete it and rerun `dvc repro`") from None
+    except (ValueError, OSError, EOFError, AttributeError, TypeError, zipfile.BadZipFile):
+        raise unreadable(path, "a .npz of plain arrays (numpy's savez, nothing pickled)") from None

@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 
+from digits.artifacts import check_arrays, regenerate, unreadable
 from digits.errors import DigitsError
 from digits.features import Transforms
 from digits.io import save_npz
@@ -260,20 +261,24 @@ def load(path):
             arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        raise DigitsError(f"{path}: cannot read the k-NN model file ({err})") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        raise unreadable(path, "a k-NN model (a .npz of plain arrays written by train_knn)") from None
     try:
         header = json.loads(str(arrays.pop(_HEADER_KEY)))
         settings = {key: header[key] for key in ("transforms", *_SETTINGS)}
         features, labels = arrays.pop("features"), arrays.pop("labels")
     except (KeyError, TypeError, ValueError) as err:
-        raise DigitsError(f"{path}: not a k-NN model file (missing or bad {err})") from None
+        raise DigitsError(f"{path}: not a k-NN model file (missing or bad {err}); {regenerate(path)}") from None
+    check_arrays(path, {"features": features, "labels": labels, **arrays})
+    if features.ndim != 2 or labels.shape != features.shape[:1] or labels.dtype.kind not in "iu":
+        raise DigitsError(f"{path}: 'features' {features.dtype}{features.shape} and 'labels' {labels.dtype}"
+                          f"{labels.shape}, expected (N, D) features and N integer labels; {regenerate(path)}")
     fitted = {key.removeprefix("transform."): value for key, value in arrays.items()}
     try:
         transforms = Transforms.from_arrays(settings["transforms"], fitted)
         classifier = KNNClassifier(*(settings[key] for key in _SETTINGS)).fit(features, labels)
     except DigitsError as err:
-        raise DigitsError(f"{path}: {err}") from None
+        raise DigitsError(f"{path}: {err}; {regenerate(path)}") from None
     return KNNModel(transforms, classifier)
 
 

@@ -1,4 +1,4 @@
-"""What produced a run: library versions, the platform and the git commit, for source.json and the metrics."""
+"""What produced a run: library versions, the platform and the git commit, for metrics/environment.json."""
 from __future__ import annotations
 
 import platform
@@ -7,9 +7,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import yaml
 
+# What a change must touch to change results; dvc.lock and metrics/ are rewritten by the run itself.
+RESULT_PATHS = ("src", "dvc.yaml", "params.yaml", ":(glob)**/*.lock", ":(exclude)dvc.lock")
+
 
 def environment() -> dict[str, str]:
-    """Versions of Python, numpy, torch and torchvision, the platform, and the git commit ("+dirty" if changed)."""
+    """Versions of Python, numpy, torch and torchvision, the platform, and the git commit
+    ("+dirty" when RESULT_PATHS differ from it)."""
     found = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("numpy", "torch", "torchvision"):
         try:
@@ -21,7 +25,7 @@ def environment() -> dict[str, str]:
 
 
 def _git_commit() -> str:
-    commit, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    commit, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=all", "--", *RESULT_PATHS)
     if commit is None or dirty is None:
         return "unknown (not a git checkout)"
     return commit + ("+dirty" if dirty else "")

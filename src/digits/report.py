@@ -8,39 +8,35 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def _leave_one_out(ensemble: dict, train_seconds: dict[str, float], weights_fitted: bool) -> list[str]:
-    """What each member earns: the ensemble's validation accuracy without it, beside its training time."""
+def _leave_one_out(ensemble: dict, weights_fitted: bool) -> list[str]:
+    """What each member earns: the ensemble's validation accuracy without it."""
     without = ensemble.get("without", {})
     if not without:
         return []
     full = ensemble["val"]["accuracy"]
-    rows = [[m, f"{ensemble['weights'][m]:g}", f"{a:.4f}", f"{full - a:+.4f}",
-             f"{train_seconds[m]:.1f}" if m in train_seconds else "—"] for m, a in without.items()]
+    rows = [[m, f"{ensemble['weights'][m]:g}", f"{a:.4f}", f"{full - a:+.4f}"] for m, a in without.items()]
     again = "fitted again on the others" if weights_fitted else "the others keep theirs"
-    return [f"Leave one out (validation split; weights {again}):", "",
-            *_table(["member", "weight", "ensemble without it", "its gain", "training time (s)"], rows), ""]
+    return [f"Leave one out (validation split; weights {again}; training times: `metrics/time/`):", "",
+            *_table(["member", "weight", "ensemble without it", "its gain"], rows), ""]
 
 
-def render(results: dict[str, dict], per_class: dict[str, dict], train_seconds: dict[str, float],
-           curves: list[str], weights_fitted: bool, origin: list[str] = ()) -> str:
-    """Markdown report.
+def render(results: dict[str, dict], per_class: dict[str, dict], curves: list[str], weights_fitted: bool,
+           origin: list[str] = ()) -> str:
+    """Markdown report; no wall-clock times, so identical runs give identical reports (timings: metrics/time/).
 
     results: evaluate.json's content, {model: {"val": scores, "test": {"accuracy"}}} with
     {"weights": {member: weight}, "without": {member: validation accuracy without it}} under
-    "ensemble"; per_class: {model: {digit: {"f1", ...}}};
-    train_seconds: {model: wall time of its training stage}; curves: the models that have
+    "ensemble"; per_class: {model: {digit: {"f1", ...}}}; curves: the models that have
     `figures/<model>_curves.png`; weights_fitted: whether the ensemble's weights were fitted
     on the validation split; origin: lines saying which data, commit and params the run came from.
     """
     has_test = any("test" in r for r in results.values())
     head = ["model", "val accuracy", "val precision", "val recall", "val F1", "val log-loss"]
     head += ["test accuracy"] if has_test else []
-    head += ["training time (s)"]
     rows = []
     for model, r in results.items():
         cells = [model] + [f"{r['val'][c]:.4f}" for c in COLUMNS]
         cells += [f"{r['test']['accuracy']:.4f}" if "test" in r else "—"] if has_test else []
-        cells += [f"{train_seconds[model]:.1f}" if model in train_seconds else "—"]
         rows.append(cells)
     weights = results["ensemble"]["weights"]
     how = ("fitted on the validation split: the most accurate on a 0.05 grid, then the lowest log-loss; so the "
@@ -51,7 +47,7 @@ def render(results: dict[str, dict], per_class: dict[str, dict], train_seconds: 
              + ("; accuracy on the test split, whose labels are known." if has_test else "."), "",
              *_table(head, rows), "",
              "Ensemble: " + ", ".join(f"{m} × {w:g}" for m, w in weights.items()) + f" (weights {how}).", "",
-             *_leave_one_out(results["ensemble"], train_seconds, weights_fitted),
+             *_leave_one_out(results["ensemble"], weights_fitted),
              "## F1 per digit (validation split)", "",
              *_table(["digit", *per_class], [[d] + [f"{per_class[m][d]['f1']:.4f}" for m in per_class]
                                              for d in next(iter(per_class.values()))]), "",

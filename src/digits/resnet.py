@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import v2
 
+from digits.artifacts import check_arrays, unreadable
 from digits.errors import DigitsError
 from digits.fingerprint import changed_keys, fingerprint
 from digits.io import atomic_path
@@ -155,13 +156,14 @@ def _read_state(path):
         raise DigitsError(f"resnet.weights: {path}: no such file; expected 'none', 'imagenet' or a .pth path")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except _LOAD_ERRORS as e:
-        raise DigitsError(f"{path}: not a torch state dict ({type(e).__name__}: "
-                          f"{str(e).strip().splitlines()[0]})") from None
+    except _LOAD_ERRORS:
+        state = None  # torch's message advises loading unsafely: not passed on
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DigitsError(f"{path}: not a torch state dict (expected a mapping of names to tensors)")
+        raise DigitsError(f"resnet.weights: {path}: not a torch state dict (a mapping of names to tensors saved "
+                          "by torch.save, holding nothing but tensors); point resnet.weights at such a .pth")
+    check_arrays(path, state, "network", "point resnet.weights at a trained network's .pth")
     return state
 
 
@@ -317,11 +319,13 @@ def _resume(path, model, optimizer, scheduler, settings):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         changed, history = changed_keys(state["fingerprint"], settings), json.loads(state["history"])
-    except _LOAD_ERRORS as e:
-        raise DigitsError(f"{path}: not a training checkpoint ({e}); delete it or set resnet.resume to false") from None
+    except _LOAD_ERRORS:
+        raise DigitsError(f"{path}: not a training checkpoint (tensors and plain values written by train_resnet); "
+                          "delete it or set resnet.resume to false") from None
     if changed:
         raise DigitsError(f"{path}: made with other training params or data ({', '.join(changed)}); "
                           "delete it or set resnet.resume to false")
+    check_arrays(path, state["model"], "training state", "delete it or set resnet.resume to false")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
@@ -382,9 +386,9 @@ def load(path, device="cpu"):
         model.load_state_dict(state)
     except FileNotFoundError:
         raise DigitsError(f"{path}: no such file; run `dvc repro train_resnet` to create it") from None
-    except _LOAD_ERRORS as e:
-        reason = str(e).strip().splitlines()[0]
-        raise DigitsError(f"{path}: not a ResNet written by digits ({type(e).__name__}: {reason})") from None
+    except _LOAD_ERRORS:
+        raise unreadable(path, "a ResNet written by digits (train_resnet: arch, stem and a state dict of tensors)") from None
+    check_arrays(path, state)
     settings = {"arch": checkpoint["arch"], "stem": checkpoint["stem"], "tta": bool(checkpoint.get("tta", False))}
     return model.to(device), settings
 

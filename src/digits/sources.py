@@ -10,7 +10,6 @@ import hashlib
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from urllib.error import URLError
 
@@ -80,19 +79,18 @@ def fetch(source: str, competition: str = "digit-recognizer", mnist_root: str = 
 
 
 def auto_note() -> str:
-    """Why `auto` fell back to the sample, and how to switch to the competition data."""
+    """Why `auto` fell back to the sample, and how to switch to the competition data (no user's paths in it)."""
     return ("data.source is 'auto' and no Kaggle credentials were found, so this run used the small bundled "
-            "SAMPLE, not the competition data. To use the competition data: "
-            f"{kaggle.no_credentials_message().removeprefix('no Kaggle credentials found: ')}, then run "
-            "`dvc exp run -S data.source=kaggle`; or download the zip yourself and run "
-            "`dvc exp run -S data.source=PATH/TO/digit-recognizer.zip`")
+            "SAMPLE, not the competition data. To use the competition data: set up Kaggle credentials "
+            "(README, section \"Kaggle\"), then run `dvc exp run -S data.source=kaggle`; or download the zip "
+            "yourself and run `dvc exp run -S data.source=PATH/TO/digit-recognizer.zip`")
 
 
 def from_kaggle(competition: str) -> RawFiles:
     """The competition's files through the Kaggle API, checked against Kaggle's file list before they are read.
 
     The archive goes to a temporary folder that is removed afterwards; `source.json` records the
-    competition, the archive's name, size and sha256, and the download time (UTC).
+    competition and the archive's name, size and sha256 (not the time, so equal downloads give equal files).
     """
     session = kaggle.Kaggle(competition)
     with tempfile.TemporaryDirectory(prefix="digits-kaggle-") as tmp:
@@ -103,7 +101,6 @@ def from_kaggle(competition: str) -> RawFiles:
             "competition": competition,
             "archive": {"name": archive.name, "bytes": archive.stat().st_size,
                         "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()},
-            "downloaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
     raw = validated("kaggle", files)
     raw.details = details
@@ -165,7 +162,7 @@ def from_mnist(root: str) -> RawFiles:
         "test.csv": _digits_csv(x_test, None),
         "solution.csv": submission_csv(y_test),
     })
-    raw.details = {"mnist_root": str(folder)}
+    raw.details = {"mnist_root": root}  # as given in params.yaml (e.g. ~/.cache/mnist), not this user's path
     return raw
 
 

@@ -13,6 +13,7 @@ import zipfile
 
 import numpy as np
 
+from digits.artifacts import check_arrays
 from digits.errors import DigitsError
 from digits.fingerprint import changed_keys
 from digits.io import atomic_path
@@ -48,12 +49,13 @@ def load_checkpoint(path, *, model, optimizer, schedule, rng, fingerprint):
         changed = changed_keys(header["fingerprint"], fingerprint)
     except FileNotFoundError:
         return 0, []
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as err:
-        raise DigitsError(f"{path}: not a training checkpoint ({type(err).__name__}: {err}); "
-                          "delete it or set cnn.resume to false") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile):
+        raise DigitsError(f"{path}: not a training checkpoint (a .npz of plain arrays with a JSON header, "
+                          "written by train_cnn); delete it or set cnn.resume to false") from None
     if changed:
         raise DigitsError(f"{path}: made with other training settings or data ({', '.join(changed)}); "
                           "delete it or set cnn.resume to false")
+    check_arrays(path, arrays, "training state", "delete it or set cnn.resume to false")
     try:
         _restore(arrays, header, model=model, optimizer=optimizer, schedule=schedule, rng=rng)
     except (DigitsError, KeyError, TypeError, ValueError) as err:

@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 
+from digits.artifacts import check_arrays, regenerate, unreadable
 from digits.errors import DigitsError
 from digits.io import atomic_path
 from digits.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
@@ -184,21 +185,22 @@ def load(path):
             raise ValueError("not an .npz archive")
         with data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        raise DigitsError(f"{path}: cannot read the model file ({err})") from None
+    except FileNotFoundError:
+        raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        raise unreadable(path, "a numpy CNN model (a .npz of plain arrays written by train_cnn)") from None
     try:
         header = json.loads(str(arrays.pop(_HEADER_KEY)))
         spec, input_shape, dtype = header["spec"], header["input_shape"], np.dtype(header["dtype"])
         if dtype.kind != "f":
             raise ValueError(f"dtype {dtype} is not a float type")
     except (KeyError, TypeError, ValueError) as err:
-        raise DigitsError(f"{path}: not a digits model file (bad or missing {_HEADER_KEY!r}: {err})") from None
+        raise DigitsError(f"{path}: not a digits model file (bad or missing {_HEADER_KEY!r}: {err}); "
+                          f"{regenerate(path)}") from None
+    check_arrays(path, arrays)
     try:
         model = build(spec, input_shape, seed=0, dtype=dtype)
-    except DigitsError as err:
-        raise DigitsError(f"{path}: {err}") from None
-    try:
         model.load_state_dict(arrays)
     except DigitsError as err:
-        raise DigitsError(f"{path}: {err}") from None
+        raise DigitsError(f"{path}: {err}; {regenerate(path)}") from None
     return model

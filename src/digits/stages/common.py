@@ -12,8 +12,10 @@ from typing import Callable
 import numpy as np
 
 from digits import params
+from digits.artifacts import check_probabilities
 from digits.errors import DigitsError
 from digits.io import load_npz, save_npz, write_json
+from digits.stages import guard
 
 RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
@@ -25,9 +27,15 @@ FIGURES = REPORTS / "figures"
 CHECKPOINTS = Path("checkpoints")
 
 
-def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
+def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
+          ) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
     """Decorate a stage body `fn(params)` into a `main()` that times it and turns DigitsError into exit 1.
 
+    `params_keys` are the stage's (dotted) keys of params.yaml, `outputs` the files it writes
+    (folders end in "/"), as in dvc.yaml. Before the body runs, leftovers of a hard-killed run
+    are removed and each output folder is probed for writing (`guard.prepare_outputs`); while it
+    runs, no output is written once its params changed in params.yaml, and the stage stops as on
+    SIGTERM when its parent (dvc) dies.
     The wall time goes to `metrics/time/<name>.json`, apart from the stage's other metrics,
     so that timings never make otherwise identical runs differ.
     """
@@ -37,18 +45,34 @@ def stage(name: str) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
             start = time.perf_counter()
             signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
             signal.signal(signal.SIGTERM, _interrupt)
+            timing = str(METRICS / "time" / f"{name}.json")
+            writer = os.environ.get("RANK", "0") == "0"  # under torchrun only the first process writes
             try:
-                fn(params.load())
+                settings = params.load()
+                with guard.stop_with_parent(), guard.params_unchanged(name, params_keys, settings):
+                    if writer:
+                        guard.prepare_outputs(name, (*outputs, timing))
+                    fn(settings)
+                    if writer:
+                        write_json(timing, {"seconds": round(time.perf_counter() - start, 2)})
             except DigitsError as e:
-                print(f"{name}: error: {e}", file=sys.stderr)
+                _say(f"{name}: error: {e}")
                 sys.exit(1)
             except KeyboardInterrupt:
-                print(f"{name}: interrupted; no output was left half-written, rerun `dvc repro`", file=sys.stderr)
+                gone = ", and its parent process (dvc) is gone" if guard.orphaned() else ""
+                _say(f"{name}: interrupted{gone}; no output was left half-written, rerun `dvc repro`")
                 sys.exit(130)
-            if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process writes
-                write_json(METRICS / "time" / f"{name}.json", {"seconds": round(time.perf_counter() - start, 2)})
+        main.params_keys, main.outputs = params_keys, outputs
         return main
     return wrap
+
+
+def _say(line: str) -> None:
+    """Print to stderr, which may be a pipe whose reader (a dead dvc) is gone."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -62,12 +86,7 @@ def save_predictions(model: str, val: np.ndarray, test: np.ndarray) -> None:
 
 
 def load_predictions(model: str) -> dict[str, np.ndarray]:
-    """predictions/<model>.npz as {"val": (Nv, 10), "test": (Nt, 10)} float32."""
+    """predictions/<model>.npz as {"val": (Nv, 10), "test": (Nt, 10)} float32 class probabilities, checked."""
     path = PREDICTIONS / f"{model}.npz"
     arrays = load_npz(path)
-    for split in ("val", "test"):
-        found = arrays.get(split)
-        if found is None or found.ndim != 2 or found.shape[1] != 10 or found.dtype.kind != "f":
-            what = "no such array" if found is None else f"{found.dtype} of shape {found.shape}"
-            raise DigitsError(f"{path}: {split!r} is {what}, expected float class probabilities of shape (N, 10)")
-    return {"val": arrays["val"], "test": arrays["test"]}
+    return {split: check_probabilities(path, split, arrays.get(split)) for split in ("val", "test")}

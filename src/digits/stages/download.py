@@ -2,12 +2,12 @@
 import sys
 
 from digits.io import atomic_path, write_json
-from digits.provenance import environment
+from digits.kaggle import no_credentials_message
 from digits.sources import fetch
 from digits.stages.common import RAW, stage
 
 
-@stage("download")
+@stage("download", ("data.source", "data.competition", "data.mnist_root"), ("data/raw/",))
 def main(params: dict) -> None:
     data = params["data"]
     source = str(data["source"])
@@ -15,12 +15,13 @@ def main(params: dict) -> None:
     for name, content in raw.files.items():
         with atomic_path(RAW / name) as tmp:
             tmp.write_bytes(content)
-    write_json(RAW / "source.json", {**raw.manifest(), "environment": environment()})
+    write_json(RAW / "source.json", raw.manifest())  # nothing of this user, host, path or time: shareable
     rows = ", ".join(f"{name} {n:,} rows" for name, n in sorted(raw.rows.items()))
     print(f"download: data.source={source} ({raw.source}): {rows}")
     if "note" in raw.details:
         bar = "!" * 100
-        print(f"{bar}\ndownload: WARNING: {raw.details['note']}\n{bar}", file=sys.stderr)
+        print(f"{bar}\ndownload: WARNING: {raw.details['note']}\n({no_credentials_message()})\n{bar}",
+              file=sys.stderr)
     elif source == "sample":
         print("download: this is the small bundled sample (scikit-learn's 8x8 digits resampled to 28x28); "
               "for the competition data run: dvc exp run -S data.source=kaggle")

@@ -48,7 +48,11 @@ def origin(params: dict) -> list[str]:
             f"Params: {changed_params(params)}"]
 
 
-@stage("evaluate")
+@stage("evaluate", ("evaluate.ensemble",),
+       ("predictions/ensemble.npz", "models/ensemble.json", "reports/confusion/", "reports/figures/confusion/",
+        "reports/figures/errors/", "reports/figures/samples.png", "reports/figures/f1_per_class.png",
+        "reports/report.md", "metrics/evaluate.json", "metrics/environment.json", "metrics/per_class.json",
+        "metrics/scores/"))
 def main(params: dict) -> None:
     members, weights = ensemble_params(params)
     x_train, y_train = load_split(PREPARED / "train.npz")
@@ -94,9 +98,8 @@ def main(params: dict) -> None:
 
     sample_grid(x_train, y_train, FIGURES / "samples.png")
     f1_bars({m: [c[d]["f1"] for d in sorted(c)] for m, c in classes.items()}, FIGURES / "f1_per_class.png")
-    seconds = {m: json.loads((METRICS / "time" / f"train_{m}.json").read_text())["seconds"] for m in models}
     curves = [m for m in models if (FIGURES / f"{m}_curves.png").is_file()]
-    write_text(REPORTS / "report.md", report.render(results, classes, seconds, curves, fitted, origin(params)))
+    write_text(REPORTS / "report.md", report.render(results, classes, curves, fitted, origin(params)))
     print(f"evaluate: ensemble of {', '.join(f'{m} × {w:g}' for m, w in zip(members, weights))}")
 
 

@@ -10,7 +10,7 @@ from digits.io import save_npz
 from digits.stages.common import PREPARED, RAW, stage
 
 
-@stage("split")
+@stage("split", ("split.seed", "split.val_fraction"), ("data/prepared/",))
 def main(params: dict) -> None:
     seed, val_fraction = params["split"]["seed"], params["split"]["val_fraction"]
     if not 0 < val_fraction < 1:

@@ -17,12 +17,13 @@ from digits.submission import write_submission
 NOT_COMPETITION_DATA = ("sample", "mnist")  # sources whose test set is not the competition's
 
 
-@stage("submit")
+@stage("submit", ("data.competition", "submit.models", "submit.upload", "submit.model", "submit.wait_seconds"),
+       ("submissions/", "metrics/kaggle.json"))
 def main(params: dict) -> None:
     settings = params["submit"]
     models = list(settings["models"])
-    for model in models:
-        labels = load_predictions(model)["test"].argmax(axis=1)
+    predicted = {model: load_predictions(model)["test"].argmax(axis=1) for model in models}  # all checked first
+    for model, labels in predicted.items():
         write_submission(f"submissions/{model}.csv", labels)
         print(f"submit: submissions/{model}.csv ({len(labels):,} rows)")
     if not settings["upload"]:

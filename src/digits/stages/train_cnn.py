@@ -57,8 +57,15 @@ def train(p: dict, parts: tuple, x_train: np.ndarray, y_train: np.ndarray, x_val
 
 def main(argv: list[str] | None = None) -> None:
     """Train the member named by the first argument (default: cnn); its timing goes to metrics/time/train_<member>.json."""
-    member = (argv or ["cnn"])[0]
-    stage(f"train_{member}")(lambda params: train_member(params, member))()
+    member_stage((argv or ["cnn"])[0])()
+
+
+def member_stage(member: str):
+    """The stage `train_cnn@<member>` as a `main()` (see common.stage), with the params and outputs it owns."""
+    outputs = (f"models/{member}.npz", f"predictions/{member}.npz", f"dvclive/{member}/",
+               f"reports/figures/{member}_curves.png", f"metrics/{member}.json", f"checkpoints/{member}.npz")
+    return stage(f"train_{member}", ("cnn", f"cnn_members.{member}"), outputs)(
+        lambda params: train_member(params, member))
 
 
 def train_member(params: dict, member: str) -> None:

@@ -10,7 +10,8 @@ from digits.stages.common import METRICS, MODELS, PREPARED, save_predictions, st
 SETTINGS = ("transforms", "n_neighbors", "weights", "metric", "batch_size")
 
 
-@stage("train_knn")
+@stage("train_knn", tuple(f"knn.{key}" for key in (*SETTINGS, "grid")),
+       ("models/knn.npz", "predictions/knn.npz", "metrics/knn.json", "metrics/knn_grid.csv"))
 def main(params: dict) -> None:
     p = params["knn"]  # keys and types checked by digits.params
     x_train, y_train = load_split(PREPARED / "train.npz")

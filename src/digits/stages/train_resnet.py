@@ -16,7 +16,10 @@ from digits.stages.epochs import epoch_log
 CHECKPOINT = Path("checkpoints/resnet.pt")
 
 
-@stage("train_resnet")
+@stage("train_resnet", tuple(f"resnet.{key}" for key in ("profile", "profiles", "device", "weights", "seed",
+                                                         "resume", "tta")),
+       ("models/resnet.pt", "predictions/resnet.npz", "dvclive/resnet/", "reports/figures/resnet_curves.png",
+        "metrics/resnet.json", str(CHECKPOINT)))
 def main(params: dict) -> None:
     p = params["resnet"]
     arch, stem, config = resnet.config_from(p["profiles"][p["profile"]], p["seed"])
