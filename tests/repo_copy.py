@@ -1,9 +1,21 @@
 """A copy of this project's working tree as a fresh git repo, for tests that run DVC end to end."""
 import shutil
 import subprocess
+import os
+import sys
 from pathlib import Path
 
+from kaggle_standin import client_env
+
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # dvc, digits and python of the environment running the tests
+
+
+def run(cmd: list, cwd: Path, env: dict) -> str:
+    """Run `cmd` in `cwd` and return its stdout; fail the test with its output unless it exits 0."""
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
 
 
 def copy_repo(dest: Path) -> Path:
@@ -21,3 +33,11 @@ def copy_repo(dest: Path) -> Path:
                  ["config", "user.email", "tests@digits.invalid"], ["add", "-A"], ["commit", "-qm", "copy"]):
         subprocess.run(["git", *args], cwd=dest, capture_output=True, text=True, check=True)
     return dest
+
+
+def sample_env(home: Path, clone: Path) -> dict:
+    """The environment of a user whose HOME is `home` (no Kaggle credentials) running the pipeline in `clone`."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = client_env(home, credentials=None)
+    env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(clone / "src"))
+    return env

@@ -1,11 +1,11 @@
-"""End to end: `dvc repro` in a copy of the repo runs every stage on the bundled sample, then is up to date."""
+"""End to end: `dvc repro` in a copy of the repo (conftest's `repo`) runs every stage on the bundled sample, gives
+the same bytes in another user's clone, then is up to date."""
 import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,56 +14,7 @@ import pytest
 import yaml
 
 from digits.data import read_labels
-from kaggle_standin import client_env
-from needs import require
-from repo_copy import copy_repo
-
-BIN = Path(sys.executable).parent
-
-
-def run(cmd, cwd, env):
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A copy of the working tree (tracked and untracked, not ignored) as a fresh git repo, with tiny epochs and a
-    second numpy CNN member, cnn2, added as the README says: an entry in cnn_members, its files among evaluate's
-    and submit's deps, and its name among the ensemble's members and the submissions."""
-    require(shutil.which("git") is not None and (BIN / "dvc").exists(), "git or dvc beside this python")
-    copy = copy_repo(tmp_path_factory.mktemp("repo"))
-    params = yaml.safe_load((copy / "params.yaml").read_text())
-    params["cnn"]["epochs"] = 2
-    params["resnet"]["profiles"]["cpu"]["epochs"] = 1
-    params["cnn_members"]["cnn2"] = {"seed": 1}
-    params["evaluate"]["ensemble"]["members"].insert(1, "cnn2")
-    params["submit"]["models"].insert(1, "cnn2")
-    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    pipeline = yaml.safe_load((copy / "dvc.yaml").read_text())
-    pipeline["stages"]["evaluate"]["deps"] += ["predictions/cnn2.npz", "metrics/time/train_cnn2.json"]
-    pipeline["stages"]["submit"]["deps"] += ["predictions/cnn2.npz"]
-    (copy / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
-    shutil.rmtree(copy / "metrics" / "time")  # committed timings of an earlier run: each stage must write its own
-    subprocess.run(["git", "commit", "-qam", "tiny epochs"], cwd=copy, check=True)
-    env = client_env(tmp_path_factory.mktemp("kaggle"), credentials=None)  # no Kaggle: data.source auto -> sample
-    env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(copy / "src"))
-    return copy, env
-
-
-@pytest.fixture(scope="module")
-def reproduced(repo):
-    copy, env = repo
-    return run([str(BIN / "dvc"), "repro"], copy, env)
-
-
-@pytest.fixture
-def own_copy(repo, reproduced, tmp_path):
-    """A copy of the reproduced repo (git, DVC cache and outputs) for a test that changes params or outputs."""
-    copy, env = repo
-    return shutil.copytree(copy, tmp_path / "repo", symlinks=True), env
-
+from repo_copy import BIN, run, sample_env
 
 def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     copy, _ = repo
@@ -101,12 +52,36 @@ def output_hashes(copy):
     return {str(p.relative_to(copy)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def test_a_forced_rerun_gives_byte_identical_outputs(repo, reproduced):
-    copy, env = repo
-    before = output_hashes(copy)
-    assert {"models/cnn.npz", "models/resnet.pt", "predictions/ensemble.npz", "metrics/evaluate.json"} <= set(before)
-    run([str(BIN / "dvc"), "repro", "--force"], copy, env)
-    assert output_hashes(copy) == before
+def outputs(clone: Path) -> dict[str, str]:
+    """sha256 of every output but timings: DVC's outs and metrics, and dvc.lock less the timing files' lines."""
+    files = [p.relative_to(clone) for d in ("data", "models", "predictions", "submissions", "reports", "dvclive",
+                                            "metrics") for p in (clone / d).rglob("*") if p.is_file()]
+    hashes = {str(p): hashlib.sha256((clone / p).read_bytes()).hexdigest() for p in files
+              if p.parts[:2] != ("metrics", "time")}
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    for stage in lock["stages"].values():
+        for key in ("deps", "outs"):
+            stage[key] = [entry for entry in stage.get(key, []) if not entry["path"].startswith("metrics/time/")]
+    hashes["dvc.lock"] = hashlib.sha256(yaml.safe_dump(lock).encode()).hexdigest()
+    return hashes
+
+
+def test_another_user_in_another_clone_path_gets_byte_identical_outputs(repo, reproduced, tmp_path):
+    ann, ann_env = repo
+    bob = tmp_path / "projects" / "deep" / "path" / "my-digits"
+    run(["git", "clone", "-q", str(ann), str(bob)], tmp_path, ann_env)  # the committed code and params, no outputs
+    bob_env = sample_env(tmp_path / "bob", bob)
+    run([str(BIN / "dvc"), "repro"], bob, bob_env)
+    ann_outputs, bob_outputs = outputs(ann), outputs(bob)
+    assert {"data/raw/source.json", "models/cnn.npz", "models/resnet.pt", "predictions/ensemble.npz",
+            "reports/report.md", "metrics/environment.json", "metrics/evaluate.json",
+            "submissions/ensemble.csv"} <= set(ann_outputs)
+    assert ann_outputs == bob_outputs
+    for clone, env in ((ann, ann_env), (bob, bob_env)):
+        for text in ((clone / "data/raw/source.json").read_text(), (clone / "reports/report.md").read_text()):
+            assert env["HOME"] not in text and str(clone) not in text
+    environment = (ann / "metrics" / "environment.json").read_text()
+    assert '"git_commit"' in environment and "+dirty" not in environment  # dvc rewrote dvc.lock and the timings
 
 
 def test_a_second_repro_finds_everything_up_to_date(repo, reproduced):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import log_loss, precision_recall_fscore_support
 
 DIGITS = np.arange(10)
 
@@ -22,6 +21,9 @@ def scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     y_true (N,) digits, proba (N, 10) rows summing to 1. Precision of a digit never predicted counts as 0;
     a zero probability for the true digit costs -log(2.2e-16) = 36 (scikit-learn clips at float64's epsilon).
     """
+    from sklearn.metrics import log_loss, precision_recall_fscore_support  # here: a second to import, and the
+    # training stages need only accuracy()
+
     y_pred = proba.argmax(axis=1)
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=DIGITS, average="macro", zero_division=0)
@@ -38,6 +40,8 @@ def scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
 
 def per_class(y_true: np.ndarray, proba: np.ndarray) -> dict[str, dict[str, float]]:
     """{"0": {"precision", "recall", "f1"}, ..., "9": {...}} of `proba.argmax(1)` against y_true (N,)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, proba.argmax(axis=1), labels=DIGITS, average=None, zero_division=0)
     return {str(d): {"precision": _round(p), "recall": _round(r), "f1": _round(f)}

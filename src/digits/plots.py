@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
 from digits.io import atomic_path  # noqa: E402
 
@@ -23,6 +22,8 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
 
 def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, title: str, path: str | Path) -> None:
     """Confusion matrix (rows: true digit, columns: predicted) with counts in the cells."""
+    from sklearn.metrics import ConfusionMatrixDisplay  # here: a second to import, which the training stages skip
+
     fig, ax = plt.subplots(figsize=(6, 5.5))
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=np.arange(10), ax=ax, colorbar=False, cmap="Blues")
     ax.set_title(title)
