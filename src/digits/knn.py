@@ -1,28 +1,32 @@
-"""Brute-force k-nearest neighbours in numpy: the classifier, the image model built on it, its file, its grid search.
+"""Brute-force k-nearest neighbours in numpy: the classifier, the image model built on it, its grid search.
 
-`KNNClassifier` works on feature rows with scikit-learn's manners. `KNNModel` puts the image
-transforms of `digits.features` in front of it; `save`/`load` keep both in one `.npz` of plain
-arrays; `grid_search` scores combinations of settings on a validation split.
+`KNNClassifier` is a scikit-learn estimator on feature rows whose search is written here in numpy.
+`KNNModel`, the ensemble member (digits.member), puts the image transforms of `digits.features` in
+front of it and keeps both in one `.npz` of plain arrays; `grid_search` scores combinations of
+settings on a validation split.
 """
 
 import itertools
-import json
-import zipfile
+from typing import get_args
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
-from digits.artifacts import check_arrays, regenerate, unreadable
+from digits.artifacts import check_arrays, regenerate
 from digits.errors import DigitsError
 from digits.features import Transforms
-from digits.io import save_npz
+from digits.io import header_array, load_archive, save_archive
+from digits.member import Fitted
+from digits.metrics import accuracy
+from digits.params import KNN
 from digits.progress import progress
 
-WEIGHTS = ("uniform", "distance")
-METRICS = ("euclidean", "cosine")
 _U = 2.0 ** -24  # unit roundoff of float32
 
 
-class KNNClassifier:
+class KNNClassifier(ClassifierMixin, BaseEstimator):
     """k-NN on Euclidean or cosine (1 - cos) distance, `batch_size` query rows at a time.
 
     Inputs are converted to float32. Memory: the training rows, their layout for the GEMM (at most
@@ -42,8 +46,8 @@ class KNNClassifier:
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise DigitsError(f"Expected y of shape ({len(X)},) to match X, but got shape {y.shape}")
-        _check_choice(self.weights, WEIGHTS, "weights")
-        _check_choice(self.metric, METRICS, "metric")
+        _check_choice(self.weights, "weights")
+        _check_choice(self.metric, "metric")
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise DigitsError(f"Expected an integer batch_size >= 1, but got {self.batch_size!r}")
         _check_k(self.n_neighbors, len(X))
@@ -85,7 +89,7 @@ class KNNClassifier:
         (pass the first k columns) and weights.
         """
         weights = self.weights if weights is None else weights
-        _check_choice(weights, WEIGHTS, "weights")
+        _check_choice(weights, "weights")
         if weights == "uniform":
             votes = np.ones(distances.shape)
         else:
@@ -108,8 +112,10 @@ class KNNClassifier:
 
     def _check_query(self, X):
         """Query rows as float32 (M, D), checked against the fitted width and scaled like the training rows."""
-        if not hasattr(self, "X_fit_"):
-            raise DigitsError("This KNNClassifier is not fitted yet; call fit(X, y) first")
+        try:
+            check_is_fitted(self)
+        except NotFittedError as err:
+            raise DigitsError(str(err)) from None
         X = _as_matrix(X, "X")
         if X.shape[1] != self.X_fit_.shape[1]:
             raise DigitsError(f"Expected X with {self.X_fit_.shape[1]} features as in fit, but got {X.shape[1]}")
@@ -218,11 +224,40 @@ def _split(X, counts, block=4096):
 
 
 class KNNModel:
-    """Image transforms followed by a fitted KNNClassifier: uint8 images (N, 28, 28) in, digit probabilities out."""
+    """Image transforms followed by a fitted KNNClassifier: uint8 images (N, 28, 28) in, digit probabilities out
+    (the protocol of digits.member)."""
 
-    def __init__(self, transforms, classifier):
+    suffix = ".npz"
+
+    def __init__(self, transforms=None, classifier=None):
         self.transforms = transforms
         self.classifier = classifier
+
+    def fit(self, settings: KNN, train, val, *, checkpoint=None, log=None) -> Fitted:
+        """Search `settings.grid` on the validation split (see `grid_search`), then fit the best settings on
+        `train`; the grid's rows stay in `grid_` (no checkpoint, no epochs: `checkpoint` and `log` are unused)."""
+        fixed, grid = settings.model_dump(exclude={"grid"}), settings.grid or {}
+        if grid:
+            print(f"train_knn: knn.grid searches {', '.join(grid)} on the validation split, so the values set under "
+                  f"knn for them ({', '.join(f'{k}={v}' for k, v in overridden(fixed, grid).items())}) are not used; "
+                  "to use them, turn the search off (-S knn.grid=null) or drop a key from it "
+                  f"(-S '~knn.grid.{next(iter(grid))}')")
+        self.grid_, best, chosen = grid_search(train, val, fixed, grid)
+        val_proba = self.fit_with(*train, chosen).predict_proba(val[0])
+        val_accuracy = round(accuracy(val[1], val_proba), 6)
+        used = (f"{label(best)}, the best of {len(self.grid_)} settings on the validation split" if grid else
+                " ".join(f"{key}={chosen[key]}" for key in ("n_neighbors", "weights", "metric"))
+                + " as set under knn (knn.grid is null or empty: no search)")
+        return Fitted({**best, "val_accuracy": val_accuracy}, val_proba,
+                      f"used {used}; validation accuracy {val_accuracy:.4f}")
+
+    def fit_with(self, images, labels, settings):
+        """Fit on uint8 images (N, 28, 28) and labels (N,) with the `knn` settings (transforms, n_neighbors,
+        weights, metric, batch_size), a mapping; returns self."""
+        self.transforms = Transforms(settings["transforms"])
+        classifier = KNNClassifier(*(settings[key] for key in _SETTINGS))
+        self.classifier = classifier.fit(self.transforms.fit_transform(images), labels)
+        return self
 
     def predict_proba(self, images):
         """Probabilities float64 (N, 10) over digits 0-9, zero for a digit absent from the training labels."""
@@ -230,56 +265,44 @@ class KNNModel:
         proba[:, self.classifier.classes_] = self.classifier.predict_proba(self.transforms.transform(images))
         return proba
 
+    def save(self, path):
+        """One `.npz` of plain arrays, written atomically: a JSON header (the transforms' spec, the classifier's
+        settings), the transforms' fitted arrays, the training features and labels."""
+        clf = self.classifier
+        header = {"transforms": self.transforms.spec, **{key: getattr(clf, key) for key in _SETTINGS}}
+        arrays = {f"transform.{key}": value for key, value in self.transforms.arrays().items()}
+        arrays.update({_HEADER_KEY: header_array(header), "features": clf.X_fit_, "labels": clf.classes_[clf.y_codes_]})
+        save_archive(path, arrays)
 
-def fit_model(images, labels, settings):
-    """A KNNModel fitted on uint8 images (N, 28, 28) and labels (N,) with the `knn` params `settings`
-    (transforms, n_neighbors, weights, metric, batch_size)."""
-    transforms = Transforms(settings["transforms"])
-    classifier = KNNClassifier(settings["n_neighbors"], settings["weights"], settings["metric"], settings["batch_size"])
-    return KNNModel(transforms, classifier.fit(transforms.fit_transform(images), labels))
+    @classmethod
+    def load(cls, path):
+        """The KNNModel that `save` wrote to `path`, ready to `predict_proba` uint8 images."""
+        header, arrays = load_archive(path, "a k-NN model (a .npz of plain arrays written by train_knn)", _HEADER_KEY)
+        try:
+            settings = {key: header[key] for key in ("transforms", *_SETTINGS)}
+            features, labels = arrays.pop("features"), arrays.pop("labels")
+        except KeyError as err:
+            raise DigitsError(f"{path}: not a k-NN model file (missing or bad {err}); {regenerate(path)}") from None
+        check_arrays(path, {"features": features, "labels": labels, **arrays})
+        if features.ndim != 2 or labels.shape != features.shape[:1] or labels.dtype.kind not in "iu":
+            raise DigitsError(f"{path}: 'features' {features.dtype}{features.shape} and 'labels' {labels.dtype}"
+                              f"{labels.shape}, expected (N, D) features and N integer labels; {regenerate(path)}")
+        fitted = {key.removeprefix("transform."): value for key, value in arrays.items()}
+        try:
+            transforms = Transforms.from_arrays(settings["transforms"], fitted)
+            classifier = KNNClassifier(*(settings[key] for key in _SETTINGS)).fit(features, labels)
+        except DigitsError as err:
+            raise DigitsError(f"{path}: {err}; {regenerate(path)}") from None
+        return cls(transforms, classifier)
 
 
 _HEADER_KEY = "__knn__"
 _SETTINGS = ("n_neighbors", "weights", "metric", "batch_size")
 
 
-def save(path, model):
-    """Write a KNNModel to one `.npz` of plain arrays, atomically: a JSON header (the transforms' spec,
-    the classifier's settings), the transforms' fitted arrays, the training features and labels."""
-    clf = model.classifier
-    header = {"transforms": model.transforms.spec, **{key: getattr(clf, key) for key in _SETTINGS}}
-    arrays = {f"transform.{key}": value for key, value in model.transforms.arrays().items()}
-    arrays.update({_HEADER_KEY: np.array(json.dumps(header)), "features": clf.X_fit_,
-                   "labels": clf.classes_[clf.y_codes_]})
-    save_npz(path, **arrays)
-
-
-def load(path):
-    """The KNNModel that `save` wrote to `path`, ready to `predict_proba` uint8 images."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
-        raise unreadable(path, "a k-NN model (a .npz of plain arrays written by train_knn)") from None
-    try:
-        header = json.loads(str(arrays.pop(_HEADER_KEY)))
-        settings = {key: header[key] for key in ("transforms", *_SETTINGS)}
-        features, labels = arrays.pop("features"), arrays.pop("labels")
-    except (KeyError, TypeError, ValueError) as err:
-        raise DigitsError(f"{path}: not a k-NN model file (missing or bad {err}); {regenerate(path)}") from None
-    check_arrays(path, {"features": features, "labels": labels, **arrays})
-    if features.ndim != 2 or labels.shape != features.shape[:1] or labels.dtype.kind not in "iu":
-        raise DigitsError(f"{path}: 'features' {features.dtype}{features.shape} and 'labels' {labels.dtype}"
-                          f"{labels.shape}, expected (N, D) features and N integer labels; {regenerate(path)}")
-    fitted = {key.removeprefix("transform."): value for key, value in arrays.items()}
-    try:
-        transforms = Transforms.from_arrays(settings["transforms"], fitted)
-        classifier = KNNClassifier(*(settings[key] for key in _SETTINGS)).fit(features, labels)
-    except DigitsError as err:
-        raise DigitsError(f"{path}: {err}; {regenerate(path)}") from None
-    return KNNModel(transforms, classifier)
+def label(row):
+    """A grid row's settings as one string, e.g. "n_neighbors=5 weights=distance"."""
+    return " ".join(f"{key}={value}" for key, value in row.items() if key != "val_accuracy") or "params"
 
 
 GRID_KEYS = ("metric", "pca.n_components", "n_neighbors", "weights")
@@ -378,7 +401,9 @@ def _scaled(X, metric):
     return (X / np.where(norms == 0, 1.0, norms)[:, None]).astype(np.float32)
 
 
-def _check_choice(value, allowed, name):
+def _check_choice(value, name):
+    """Refuse a `weights` or `metric` outside the values params.yaml's schema allows."""
+    allowed = get_args(KNN.model_fields[name].annotation)
     if value not in allowed:
         raise DigitsError(f"Expected {name} in {allowed}, but got {value!r}")
 
