@@ -139,7 +139,7 @@ def test_rows_with_rare_columns_get_their_own_product(metric):
 @pytest.mark.parametrize("k", [1, 5, 16, 17, 120])
 def test_few_groups_padding_rows_and_more_neighbours_than_groups(random_data, monkeypatch, k):
     # 300 rows in 16 groups of 19, with 4 padding rows; k > 16 makes every row its own group.
-    monkeypatch.setattr(knn._Index, "GROUPS", 16)
+    monkeypatch.setattr(knn.classifier._Index, "GROUPS", 16)
     X_train, y_train, X_test = random_data
     model = KNNClassifier(n_neighbors=1).fit(X_train, y_train)
     assert model.index_.groups == 16 and model.index_.n_first + len(model.index_.rest_rows) == 304

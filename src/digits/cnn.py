@@ -101,8 +101,8 @@ class NumpyCNN:
                                                   state["rng"], schedule=parts.schedule, augment=parts.augment,
                                                   label_smoothing=settings.label_smoothing)
             val_proba = nn.predict_proba(parts.model, x_val)
-            history.append({"train_loss": loss, "train_accuracy": train_accuracy, "val_loss": mean_nll(y_val, val_proba),
-                            "val_accuracy": accuracy(y_val, val_proba), "lr": lr})
+            history.append({"train_loss": loss, "train_accuracy": train_accuracy,
+                            "val_loss": mean_nll(y_val, val_proba), "val_accuracy": accuracy(y_val, val_proba), "lr": lr})
             nn.save_checkpoint(checkpoint, **state, epochs_done=epoch + 1, history=history)
             log(**history[-1])
         if val_proba is None:  # every epoch was done before an interruption

@@ -87,7 +87,7 @@ class PCA:
         """Fit on rows x (N, D); needs n_components <= min(N, D)."""
         if self.n_components > min(x.shape):
             raise SettingError(f"expected n_components <= min(samples, features) = {min(x.shape)},"
-                             f" got {self.n_components}")
+                               f" got {self.n_components}")
         self.mean_ = x.mean(axis=0, dtype=np.float64)
         centred = x - self.mean_
         if len(x) < x.shape[1]:

@@ -140,7 +140,8 @@ class Params(_Section):
     def cnn_member(self, member: str) -> CNN:
         """The cnn section with the keys cnn_members.<member> overrides, e.g. another seed."""
         if member not in self.cnn_members:
-            raise DigitsError(f"params.yaml: cnn_members has no member {member!r}; it has {', '.join(self.cnn_members)}")
+            raise DigitsError(f"params.yaml: cnn_members has no member {member!r}; "
+                              f"it has {', '.join(self.cnn_members)}")
         return CNN.model_validate({**self._document["cnn"], **self.cnn_members[member]})
 
 
