@@ -111,8 +111,9 @@ def load_archive(path: str | Path, expected: str, header_key: str | None = None,
     `header_key` is None) is removed from the arrays.
 
     A missing file, or one that is not such an archive, raises a one-line DigitsError saying it
-    should be `expected` (e.g. "a k-NN model (a .npz of plain arrays written by train_knn)") and
-    ending in `remedy` (default: the stage that regenerates it).
+    should be `expected` (e.g. "a k-NN model (a .npz of plain arrays written by train_knn)"; a bad
+    header names its words before the parenthesis) and ending in `remedy` (default: the stage that
+    regenerates it).
     """
     try:
         with np.load(path, allow_pickle=False) as f:

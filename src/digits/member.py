@@ -26,7 +26,7 @@ EpochLog = Optional[Callable[..., None]]  # log(**figures) once per epoch (train
 @dataclass(frozen=True)
 class Fitted:
     """What `fit` hands the stage: the figures for metrics/<name>.json, the fitted model's validation
-    probabilities float32 (Nv, 10), as `predict_proba` gives them, and one line for the log."""
+    probabilities (Nv, 10) as `predict_proba` gives them (saved as float32), and one line for the log."""
 
     metrics: dict[str, Any]
     val_proba: np.ndarray

@@ -1,7 +1,7 @@
 """params.yaml's schema: every key, its type and allowed values, checked before any stage does work.
 
-`load()` returns a typed `Params`; the allowed values of every key are written here once, and the
-library takes them as given. A typo (`cnn.epoch`), a wrong type or an out-of-range value stops the
+`load()` returns a typed `Params`; the allowed values of every key are written here once (the
+library reads its value lists from here and checks only what its own API needs). A typo (`cnn.epoch`), a wrong type or an out-of-range value stops the
 stage with one line naming the key, what was found and what is allowed. Values that depend on the
 data (e.g. `knn.n_neighbors` larger than the training split) are checked by the code that knows the data.
 """
