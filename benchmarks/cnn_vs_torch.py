@@ -67,7 +67,7 @@ def data(dtype):
 def make_optimizer(module, p, parameters):
     """The optimizer params.yaml's cnn section ``p`` names, from ``module``: digits.nn or torch.optim,
     whose SGD, Adam and AdamW take the same arguments, so one function serves both sides; it
-    follows digits.nn.recipe.make_optimizer, which only builds digits.nn's."""
+    follows digits.cnn._optimizer, which only builds digits.nn's."""
     if p["optimizer"] == "sgd":
         return module.SGD(parameters, lr=p["lr"], momentum=p["momentum"], nesterov=p["nesterov"],
                           weight_decay=p["weight_decay"])
@@ -313,7 +313,7 @@ def main():
     from digits.errors import DigitsError
 
     try:
-        p = params.load(args.params)["cnn"]
+        p = params.load(args.params).document["cnn"]
         numpy_network(p)  # a bad layer spec is refused here, not in every child
     except DigitsError as err:
         parser.error(str(err))

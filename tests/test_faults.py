@@ -204,12 +204,12 @@ def test_models_and_checkpoints_with_nan_are_refused_naming_the_file(workdir):
         nn.load("models/cnn.npz")
 
     x = np.random.default_rng(0).integers(0, 256, (30, 28, 28), dtype=np.uint8)
-    fitted = knn.fit_model(x, np.arange(30) % 10, {"transforms": [], "n_neighbors": 3, "weights": "uniform",
+    fitted = knn.KNNModel().fit_with(x, np.arange(30) % 10, {"transforms": [], "n_neighbors": 3, "weights": "uniform",
                                                     "metric": "euclidean", "batch_size": 64})
     fitted.classifier.X_fit_[2, 3] = np.inf
-    knn.save("models/knn.npz", fitted)
+    fitted.save("models/knn.npz")
     with pytest.raises(DigitsError, match=r"^models/knn.npz: 'features' holds NaN or infinite .*train_knn`$"):
-        knn.load("models/knn.npz")
+        knn.KNNModel.load("models/knn.npz")
 
     net = resnet.build_resnet("resnet18", "mid", seed=0)
     with torch.no_grad():
@@ -229,7 +229,7 @@ class Payload:
 @pytest.mark.parametrize("path, load, expected", [
     ("models/resnet.pt", lambda p: resnet.load(p), "not a ResNet written by digits"),
     ("models/cnn.npz", nn.load, "not a numpy CNN model"),
-    ("models/knn.npz", knn.load, "not a k-NN model"),
+    ("models/knn.npz", knn.KNNModel.load, "not a k-NN model"),
     ("predictions/cnn.npz", lambda p: evaluate.load_predictions("cnn"), "not a .npz of plain arrays"),
 ], ids=["resnet", "cnn", "knn", "predictions"])
 @pytest.mark.parametrize("content", ["pickle", "random bytes"])

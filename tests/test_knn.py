@@ -139,7 +139,7 @@ def test_rows_with_rare_columns_get_their_own_product(metric):
 @pytest.mark.parametrize("k", [1, 5, 16, 17, 120])
 def test_few_groups_padding_rows_and_more_neighbours_than_groups(random_data, monkeypatch, k):
     # 300 rows in 16 groups of 19, with 4 padding rows; k > 16 makes every row its own group.
-    monkeypatch.setattr(knn._Index, "GROUPS", 16)
+    monkeypatch.setattr(knn.classifier._Index, "GROUPS", 16)
     X_train, y_train, X_test = random_data
     model = KNNClassifier(n_neighbors=1).fit(X_train, y_train)
     assert model.index_.groups == 16 and model.index_.n_first + len(model.index_.rest_rows) == 304
@@ -210,11 +210,11 @@ SETTINGS = {"transforms": ["deskew", {"pca": {"n_components": 12}}], "n_neighbor
 def test_model_file_round_trip(tmp_path, digit_images):
     images, labels = digit_images
     keep = labels != 7  # a digit the model never saw gets probability 0
-    model = knn.fit_model(images[:200][keep[:200]], labels[:200][keep[:200]], SETTINGS)
-    knn.save(tmp_path / "knn.npz", model)
+    model = knn.KNNModel().fit_with(images[:200][keep[:200]], labels[:200][keep[:200]], SETTINGS)
+    model.save(tmp_path / "knn.npz")
     with np.load(tmp_path / "knn.npz", allow_pickle=False) as f:
         assert {"features", "labels"} <= set(f.files)
-    loaded = knn.load(tmp_path / "knn.npz")
+    loaded = knn.KNNModel.load(tmp_path / "knn.npz")
     proba = loaded.predict_proba(images[200:])
     assert proba.shape == (100, 10)
     np.testing.assert_array_equal(proba, model.predict_proba(images[200:]))
@@ -227,13 +227,13 @@ def test_model_file_round_trip(tmp_path, digit_images):
 
 def test_model_file_errors(tmp_path):
     with pytest.raises(DigitsError, match=r"missing.npz: no such file"):
-        knn.load(tmp_path / "missing.npz")
+        knn.KNNModel.load(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(DigitsError, match=r"junk.npz: not a k-NN model \(a .npz of plain arrays"):
-        knn.load(tmp_path / "junk.npz")
+        knn.KNNModel.load(tmp_path / "junk.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(DigitsError, match=r"other.npz: not a k-NN model file"):
-        knn.load(tmp_path / "other.npz")
+        knn.KNNModel.load(tmp_path / "other.npz")
 
 
 def test_grid_search_scores_every_combination_and_picks_the_best(digit_images):
@@ -246,7 +246,7 @@ def test_grid_search_scores_every_combination_and_picks_the_best(digit_images):
     for row in rows:  # each row's score is the score of that model fitted on its own
         settings = {**SETTINGS, "n_neighbors": row["n_neighbors"], "weights": row["weights"],
                     "transforms": ["deskew", {"pca": {"n_components": row["pca.n_components"]}}]}
-        predicted = knn.fit_model(*train, settings).predict_proba(val[0]).argmax(axis=1)
+        predicted = knn.KNNModel().fit_with(*train, settings).predict_proba(val[0]).argmax(axis=1)
         assert row["val_accuracy"] == pytest.approx((predicted == val[1]).mean(), abs=1e-6)
     accuracies = [row["val_accuracy"] for row in rows]
     assert best is rows[accuracies.index(max(accuracies))]
@@ -258,7 +258,7 @@ def test_empty_grid_scores_the_settings_themselves(digit_images):
     images, labels = digit_images
     rows, best, chosen = knn.grid_search((images[:200], labels[:200]), (images[200:], labels[200:]), SETTINGS, {})
     assert len(rows) == 1 and best is rows[0] and chosen == SETTINGS
-    predicted = knn.fit_model(images[:200], labels[:200], SETTINGS).predict_proba(images[200:]).argmax(axis=1)
+    predicted = knn.KNNModel().fit_with(images[:200], labels[:200], SETTINGS).predict_proba(images[200:]).argmax(axis=1)
     assert rows[0]["val_accuracy"] == pytest.approx((predicted == labels[200:]).mean(), abs=1e-6)
 
 

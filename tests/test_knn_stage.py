@@ -25,7 +25,7 @@ def test_with_the_grid_off_the_value_set_under_knn_is_used(workdir, capsys):
     train_knn.main()
     out = capsys.readouterr().out
     assert "train_knn: used n_neighbors=3 weights=distance metric=euclidean as set under knn" in out
-    assert knn.load("models/knn.npz").classifier.n_neighbors == 3
+    assert knn.KNNModel.load("models/knn.npz").classifier.n_neighbors == 3
 
 
 def test_a_value_the_grid_replaces_is_named_with_the_way_to_keep_it(workdir, capsys):

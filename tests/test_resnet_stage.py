@@ -62,7 +62,7 @@ def test_resume_after_an_interruption_ends_with_the_same_outputs(workdir, monkey
     for name in ("models", "predictions", "metrics", "dvclive", "checkpoints"):
         shutil.rmtree(workdir / name)
 
-    calls, predict_proba = [], resnet.predict_proba
+    calls, predict_proba = [], resnet.inference.predict_proba
 
     def interrupted_in_the_second_epochs_scoring(*args, **kwargs):
         calls.append(1)
@@ -71,7 +71,7 @@ def test_resume_after_an_interruption_ends_with_the_same_outputs(workdir, monkey
         return predict_proba(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(resnet, "predict_proba", interrupted_in_the_second_epochs_scoring)
+        patch.setattr(resnet.inference, "predict_proba", interrupted_in_the_second_epochs_scoring)
         with pytest.raises(SystemExit) as excinfo:
             run(workdir)
     assert excinfo.value.code == 130

@@ -58,9 +58,9 @@ def regenerate(path: str | Path) -> str:
     return f"regenerate it with `dvc repro -f {stage}`" if stage else "regenerate it with the stage that wrote it"
 
 
-def unreadable(path: str | Path, expected: str) -> DigitsError:
-    """The error for a file that cannot be read as what it should be."""
-    return DigitsError(f"{path}: not {expected}; {regenerate(path)}")
+def unreadable(path: str | Path, expected: str, remedy: str | None = None) -> DigitsError:
+    """The error for a file that cannot be read as what it should be; `remedy` (default: `regenerate`) ends it."""
+    return DigitsError(f"{path}: not {expected}; {remedy or regenerate(path)}")
 
 
 def check_arrays(path: str | Path, arrays: dict, what: str = "model", remedy: str | None = None) -> None:

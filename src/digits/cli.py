@@ -35,18 +35,14 @@ def predictor(model: str, models_dir: Path) -> Predictor:
     """
     path = _model_file(models_dir, model)
     if model not in FILES:
-        from digits import nn
-        from digits.data import to_float
-        net = nn.load(path)
-        return lambda x: nn.predict_proba(net, to_float(x))
+        from digits.cnn import NumpyCNN
+        return NumpyCNN.load(path).predict_proba
     if model == "knn":
-        from digits import knn
-        return knn.load(path).predict_proba
+        from digits.knn import KNNModel
+        return KNNModel.load(path).predict_proba
     if model == "resnet":
-        from digits import resnet
-        cpu = resnet.pick_device("cpu")  # a few images: not worth starting an accelerator
-        net, settings = resnet.load(path, device=cpu)
-        return lambda x: resnet.predict_proba(net, x, device=cpu, tta=settings["tta"])
+        from digits.resnet import ResNet
+        return ResNet.load(path).predict_proba
     from digits import ensemble
     members, weights = ensemble.load(path)
     used = [(m, w) for m, w in zip(members, weights) if w > 0]  # a member of weight 0 is not even loaded

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from digits.errors import DigitsError
 from digits.io import write_json
+from digits.params import check_weights
 
 
 def fit_weights(probas: list[np.ndarray], y: np.ndarray, steps: int = 20) -> np.ndarray:
@@ -75,15 +75,6 @@ def check_members(members, models: list[str] | None, where: str) -> None:
             or not all(isinstance(m, str) for m in members) or (models is not None and not set(members) <= set(models)):
         names = "names" if models is None else f"names from {models}"
         raise DigitsError(f"{where}: members is {members!r}, expected a non-empty list of distinct {names}")
-
-
-def check_weights(weights, n: int, where: str) -> None:
-    """Raise unless `weights` lists `n` finite numbers >= 0, not all zero."""
-    if not isinstance(weights, list) or len(weights) != n \
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
-                       for v in weights) \
-            or sum(weights) <= 0:
-        raise DigitsError(f"{where}: weights is {weights!r}, expected {n} numbers >= 0 (one per member, not all zero)")
 
 
 def save(path: str | Path, members: list[str], weights) -> None:

@@ -10,7 +10,7 @@ import inspect
 import numpy as np
 from scipy import ndimage
 
-from digits.errors import DigitsError
+from digits.errors import DigitsError, SettingError
 from digits.progress import progress
 from digits.spec import check_arguments, parse_item
 
@@ -52,7 +52,7 @@ class Blur:
 
     def __init__(self, sigma):
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0:
-            raise ValueError(f"expected sigma > 0 (pixels), got {sigma!r}")
+            raise SettingError(f"expected sigma > 0 (pixels), got {sigma!r}")
         self.sigma = float(sigma)
 
     def fit(self, x):
@@ -77,17 +77,17 @@ class PCA:
 
     def __init__(self, n_components, whiten=False):
         if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-            raise ValueError(f"expected an integer n_components >= 1, got {n_components!r}")
+            raise SettingError(f"expected an integer n_components >= 1, got {n_components!r}")
         if not isinstance(whiten, bool):
-            raise ValueError(f"expected whiten true or false, got {whiten!r}")
+            raise SettingError(f"expected whiten true or false, got {whiten!r}")
         self.n_components = n_components
         self.whiten = whiten
 
     def fit(self, x):
         """Fit on rows x (N, D); needs n_components <= min(N, D)."""
         if self.n_components > min(x.shape):
-            raise ValueError(f"expected n_components <= min(samples, features) = {min(x.shape)},"
-                             f" got {self.n_components}")
+            raise SettingError(f"expected n_components <= min(samples, features) = {min(x.shape)},"
+                               f" got {self.n_components}")
         self.mean_ = x.mean(axis=0, dtype=np.float64)
         centred = x - self.mean_
         if len(x) < x.shape[1]:
@@ -168,7 +168,7 @@ class Transforms:
                 x = x.reshape(len(x), -1)
             try:
                 x = (step.fit(x) if fit else step).transform(x)
-            except ValueError as err:
+            except SettingError as err:
                 raise DigitsError(f"knn.transforms: step {index} ({name}): {err}") from None
         return x.reshape(len(x), -1)
 
@@ -180,5 +180,5 @@ def _make(index, name, args):
     check_arguments(index, name, args, list(parameters), required, "step")
     try:
         return STEPS[name](**args)
-    except ValueError as err:
+    except SettingError as err:
         raise DigitsError(f"step {index} ({name}): {err}") from None

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from digits.artifacts import unreadable
+from digits.artifacts import regenerate, unreadable
 from digits.errors import DigitsError
 
 _UMASK = os.umask(0)
@@ -82,16 +82,54 @@ def write_json(path: str | Path, obj) -> None:
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Save arrays to a compressed `.npz` atomically (no pickled objects)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    save_archive(path, arrays)
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Load every array of an `.npz` written by `save_npz`, refusing pickled objects."""
+    return load_archive(path, "a .npz of plain arrays (numpy's savez, nothing pickled)")[1]
+
+
+def header_array(header: dict) -> np.ndarray:
+    """A JSON-able dict as the 0-d string array that `load_archive` reads back as a header."""
+    return np.array(json.dumps(header))
+
+
+def save_archive(path: str | Path, arrays: dict[str, np.ndarray], *, compress: bool = True) -> None:
+    """Write `arrays` (a header among them: `header_array`) to one `.npz` atomically, in their order.
+
+    Every file a stage hands on (data, predictions, models, checkpoints) is one; models and
+    checkpoints of the numpy CNN are not compressed, so that they load fast.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
+
+
+def load_archive(path: str | Path, expected: str, header_key: str | None = None,
+                 remedy: str | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(header, arrays) of a `.npz` written by `save_archive`, nothing unpickled; the header ({} when
+    `header_key` is None) is removed from the arrays.
+
+    A missing file, or one that is not such an archive, raises a one-line DigitsError saying it
+    should be `expected` (e.g. "a k-NN model (a .npz of plain arrays written by train_knn)"; a bad
+    header names its words before the parenthesis) and ending in `remedy` (default: the stage that
+    regenerates it).
+    """
     try:
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+            arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
     except (ValueError, OSError, EOFError, AttributeError, TypeError, zipfile.BadZipFile):
-        raise unreadable(path, "a .npz of plain arrays (numpy's savez, nothing pickled)") from None
+        raise unreadable(path, expected, remedy) from None
+    if header_key is None:
+        return {}, arrays
+    try:
+        header = json.loads(str(arrays.pop(header_key)))
+        if not isinstance(header, dict):
+            raise ValueError("not a JSON object")
+    except (KeyError, ValueError) as err:
+        what = expected.split(" (")[0]
+        raise DigitsError(f"{path}: not {what} file (bad or missing {header_key!r}: {err}); "
+                          f"{remedy or regenerate(path)}") from None
+    return header, arrays

@@ -15,6 +15,13 @@ def accuracy(y_true: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean(proba.argmax(axis=1) == y_true))
 
 
+def mean_nll(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Mean negative log-probability of the true digits y_true (N,) under proba (N, 10), each probability
+    clipped at 1e-12: the validation loss a training run logs per epoch."""
+    chosen = proba[np.arange(len(y_true)), y_true]
+    return float(-np.log(np.maximum(chosen, 1e-12)).mean())
+
+
 def scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """Accuracy, macro precision / recall / F1 of `proba.argmax(1)` and the log-loss of `proba`.
 

@@ -1,17 +1,19 @@
 """params.yaml's schema: every key, its type and allowed values, checked before any stage does work.
 
-A typo (`cnn.epoch`), a wrong type or an out-of-range value stops the stage with one line naming
-the key, what was found and what is allowed. Values that depend on the data (e.g. `knn.n_neighbors`
-larger than the training split) are checked by the stage that knows the data.
+`load()` returns a typed `Params`; the allowed values of every key are written here once (the
+library reads its value lists from here and checks only what its own API needs). A typo (`cnn.epoch`), a wrong type or an out-of-range value stops the
+stage with one line naming the key, what was found and what is allowed. Values that depend on the
+data (e.g. `knn.n_neighbors` larger than the training split) are checked by the code that knows the data.
 """
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from digits.errors import DigitsError
 
@@ -93,6 +95,11 @@ class ResNet(_Section):
     tta: bool
     profiles: Annotated[dict[str, ResNetProfile], Field(min_length=1)]
 
+    @property
+    def chosen(self) -> ResNetProfile:
+        """The profile named by `profile` (its presence is checked by `check`)."""
+        return self.profiles[self.profile]
+
 
 class Ensemble(_Section):
     members: Annotated[list[str], Field(min_length=1)]  # names from model_names()
@@ -119,10 +126,27 @@ class Params(_Section):
     resnet: ResNet
     evaluate: Evaluate
     submit: Submit
+    _document: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def document(self) -> dict:
+        """params.yaml as written (plain dicts, lists, and numbers as typed there), for provenance."""
+        return self._document
+
+    def model_names(self) -> list[str]:
+        """Every model a run trains: the numpy CNNs of cnn_members, in order, then knn and resnet."""
+        return [*self.cnn_members, *OTHER_MODELS]
+
+    def cnn_member(self, member: str) -> CNN:
+        """The cnn section with the keys cnn_members.<member> overrides, e.g. another seed."""
+        if member not in self.cnn_members:
+            raise DigitsError(f"params.yaml: cnn_members has no member {member!r}; "
+                              f"it has {', '.join(self.cnn_members)}")
+        return CNN.model_validate({**self._document["cnn"], **self.cnn_members[member]})
 
 
-def load(path: str | Path = "params.yaml") -> dict:
-    """Read and check params.yaml; returns it as plain dicts and lists."""
+def load(path: str | Path = "params.yaml") -> Params:
+    """Read and check params.yaml; returns it typed."""
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f) or {}
@@ -130,12 +154,11 @@ def load(path: str | Path = "params.yaml") -> dict:
         raise DigitsError(f"{path}: no such file; run the stage from the project root") from None
     except yaml.YAMLError as e:
         raise DigitsError(f"{path}: not valid YAML ({' '.join(str(e).split())})") from None
-    check(raw, str(path))
-    return raw
+    return check(raw, str(path))
 
 
-def check(raw: dict, name: str = "params.yaml") -> None:
-    """Raise a one-line DigitsError for the first key of `raw` that breaks the schema."""
+def check(raw: dict, name: str = "params.yaml") -> Params:
+    """`raw` typed, or a one-line DigitsError for the first key that breaks the schema."""
     try:
         params = Params.model_validate(raw)
     except ValidationError as e:
@@ -145,7 +168,7 @@ def check(raw: dict, name: str = "params.yaml") -> None:
                           f"expected one of {', '.join(params.resnet.profiles)}")
     for member, overrides in raw["cnn_members"].items():
         _check_member(member, raw["cnn"], overrides, name)
-    models = model_names(raw)
+    models = params.model_names()
     ensemble = params.evaluate.ensemble.members
     for key, found, allowed in (("evaluate.ensemble.members", ensemble, models),
                                 ("submit.models", params.submit.models, [*models, "ensemble"]),
@@ -154,20 +177,17 @@ def check(raw: dict, name: str = "params.yaml") -> None:
         if unknown or len(set(found)) != len(found):
             raise DigitsError(f"{name}: {key}: found {found if key != 'submit.model' else found[0]!r}, expected "
                               f"{'one' if key == 'submit.model' else 'distinct names'} of {', '.join(allowed)}")
-    weights = params.evaluate.ensemble.weights
-    if weights != "fit" and len(weights) != len(params.evaluate.ensemble.members):
-        raise DigitsError(f"{name}: evaluate.ensemble.weights: found {len(weights)} numbers, expected one per "
-                          f"member ({len(params.evaluate.ensemble.members)}) or 'fit'")
-
-
-def model_names(raw: dict) -> list[str]:
-    """Every model a run trains: the numpy CNNs of cnn_members, in order, then knn and resnet."""
-    return [*raw["cnn_members"], *OTHER_MODELS]
-
-
-def cnn_settings(raw: dict, member: str) -> dict:
-    """The cnn section with the keys cnn_members.<member> overrides, e.g. another seed."""
-    return {**raw["cnn"], **raw["cnn_members"][member]}
+    weights, members = raw["evaluate"]["ensemble"]["weights"], params.evaluate.ensemble.members
+    if weights != "fit":
+        if len(weights) != len(members):
+            raise DigitsError(f"{name}: evaluate.ensemble.weights: found {len(weights)} numbers, expected one per "
+                              f"member ({len(members)}) or 'fit'")
+        check_weights(weights, len(members), f"{name}: evaluate.ensemble")
+    submit = params.submit
+    if submit.upload and submit.model not in submit.models:
+        raise DigitsError(f"{name}: submit.model is {submit.model!r}, expected one of submit.models {submit.models}")
+    params._document = raw
+    return params
 
 
 def _check_member(member: str, cnn: dict, overrides: dict, name: str) -> None:
@@ -210,3 +230,12 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
                 model = candidate
                 break
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def check_weights(weights, n: int, where: str) -> None:
+    """Raise unless `weights` lists `n` finite numbers >= 0, not all zero."""
+    if not isinstance(weights, list) or len(weights) != n \
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
+                       for v in weights) \
+            or sum(weights) <= 0:
+        raise DigitsError(f"{where}: weights is {weights!r}, expected {n} numbers >= 0 (one per member, not all zero)")

@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 
 from digits.nn import Conv2d
-from digits.nn import parallel
-from digits.nn.conv import cheapest_method
-from digits.nn.conv_kernels import toom_cook
+from digits.nn.fast import parallel
+from digits.nn.fast.conv import cheapest_method, toom_cook
 
 
 @pytest.mark.parametrize("m, k", [(4, 2), (4, 3), (4, 5), (2, 3)])
@@ -64,7 +63,7 @@ def test_the_pool_runs_every_piece_once():
 def test_winograd_transforms_in_chunks_give_the_same_result(monkeypatch):
     """Transforms run ``Winograd.chunk`` columns at a time: a chunk that does not divide the
     columns (nor the cores' shares) changes nothing but rounding."""
-    from digits.nn.conv_kernels import Winograd
+    from digits.nn.fast.conv import Winograd
     rng = np.random.default_rng(1)
     xh = rng.standard_normal((9, 10, 3, 4)).astype(np.float32)  # (Hp, Wp, N, C)
     weight = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)

@@ -8,17 +8,16 @@ settings and a hash of the data) guards against continuing a run made with other
 Nothing is unpickled: arrays are read with ``allow_pickle=False``, the rest is JSON.
 """
 
-import json
-import zipfile
-
-import numpy as np
+from pathlib import Path
 
 from digits.artifacts import check_arrays
 from digits.errors import DigitsError
 from digits.fingerprint import changed_keys
-from digits.io import atomic_path
+from digits.io import header_array, load_archive, save_archive
 
 _HEADER = "__checkpoint__"
+_FILE = "a training checkpoint (a .npz of plain arrays with a JSON header, written by train_cnn)"
+_REMEDY = "delete it or set cnn.resume to false"
 
 
 def save_checkpoint(path, *, model, optimizer, schedule, rng, epochs_done, history, fingerprint):
@@ -31,9 +30,7 @@ def save_checkpoint(path, *, model, optimizer, schedule, rng, epochs_done, histo
     header = {"epochs_done": epochs_done, "fingerprint": fingerprint, "history": history,
               "schedule": schedule.state_dict() if schedule is not None else None,
               "rng": {name: generator.bit_generator.state for name, generator in _generators(model, rng).items()}}
-    arrays[_HEADER] = np.array(json.dumps(header))
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        np.savez(file, **arrays)
+    save_archive(path, {**arrays, _HEADER: header_array(header)}, compress=False)
 
 
 def load_checkpoint(path, *, model, optimizer, schedule, rng, fingerprint):
@@ -42,25 +39,20 @@ def load_checkpoint(path, *, model, optimizer, schedule, rng, fingerprint):
     A missing file means nothing to resume: (0, []).  A file that is not a checkpoint, or one
     made with another fingerprint, raises a DigitsError naming the file and what differs.
     """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-        header = json.loads(str(arrays.pop(_HEADER)))
-        changed = changed_keys(header["fingerprint"], fingerprint)
-    except FileNotFoundError:
+    if not Path(path).is_file():
         return 0, []
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile):
-        raise DigitsError(f"{path}: not a training checkpoint (a .npz of plain arrays with a JSON header, "
-                          "written by train_cnn); delete it or set cnn.resume to false") from None
+    header, arrays = load_archive(path, _FILE, _HEADER, _REMEDY)
+    try:
+        changed = changed_keys(header["fingerprint"], fingerprint)
+    except (KeyError, TypeError, ValueError):
+        raise DigitsError(f"{path}: not {_FILE}; {_REMEDY}") from None
     if changed:
-        raise DigitsError(f"{path}: made with other training settings or data ({', '.join(changed)}); "
-                          "delete it or set cnn.resume to false")
-    check_arrays(path, arrays, "training state", "delete it or set cnn.resume to false")
+        raise DigitsError(f"{path}: made with other training settings or data ({', '.join(changed)}); {_REMEDY}")
+    check_arrays(path, arrays, "training state", _REMEDY)
     try:
         _restore(arrays, header, model=model, optimizer=optimizer, schedule=schedule, rng=rng)
     except (DigitsError, KeyError, TypeError, ValueError) as err:
-        raise DigitsError(f"{path}: does not fit this model and optimizer ({err}); "
-                          "delete it or set cnn.resume to false") from None
+        raise DigitsError(f"{path}: does not fit this model and optimizer ({err}); {_REMEDY}") from None
     return header["epochs_done"], header["history"]
 
 

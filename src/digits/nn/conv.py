@@ -1,34 +1,24 @@
-"""2-D convolution (cross-correlation) like ``torch.nn.Conv2d``, by im2col, FFT or Winograd.
+"""2-D convolution (cross-correlation) like ``torch.nn.Conv2d``.
 
-The three algorithms live in ``conv_kernels``; all compute in (H, W, N, C) memory
-order, and the layer hands its output back as an NCHW *view* of an (Ho, Wo, N, O)
-buffer, so the layers that follow (ReLU, pooling) stream through memory and the
-next convolution finds its input already in the order it wants.
-``method="auto"`` takes whichever algorithm needs the fewest multiplications for the
-input size: Winograd for a 5x5 kernel over many channels, im2col for a single input
-channel (where the transforms would cost more than they save) or a stride.
+The layer owns the parameters, the shapes and the padding; the arithmetic is one of the
+algorithms of ``digits.nn.fast.conv``. The plainest, im2col, is the one to read first: every
+k x k window of the input becomes a column, and the output is one matrix product of the
+(O, C*k*k) weight with those columns. FFT and Winograd give the same result with fewer
+multiplications; ``method="auto"`` takes whichever needs the fewest for the input size
+(``fast.conv.cheapest_method``). All three compute in (H, W, N, C) memory order, and the layer
+hands its output back as an NCHW *view* of an (Ho, Wo, N, O) buffer (``fast.conv.nchw_hwnc``),
+so the layers that follow stream through memory and the next convolution finds its input
+already in the order it wants.
 """
 
 import numpy as np
 
-from digits.nn.conv_kernels import FFT, Im2col, Winograd
+from digits.errors import SettingError
+from digits.nn.fast.conv import algorithm, cheapest_method, nchw_hwnc
 from digits.nn.init import init_weight_and_bias
 from digits.nn.layers import Layer, check_bool, expect_image, int_at_least, window_count
 
 METHODS = ("auto", "im2col", "fft", "winograd")
-_ALGORITHMS = {"im2col": Im2col, "fft": FFT, "winograd": Winograd}
-
-
-def nchw_hwnc(a):
-    """Swap between (N, C, H, W) and (H, W, N, C) without copying (the permutation is its own inverse)."""
-    return a.transpose(2, 3, 0, 1)
-
-
-def cheapest_method(in_channels, out_channels, kernel_size, stride, out_height, out_width):
-    """The algorithm with the fewest estimated multiplications for one image's forward pass."""
-    usable = ["im2col"] if stride != 1 else ["im2col", "fft"] + (["winograd"] if 2 <= kernel_size <= 5 else [])
-    return min(usable, key=lambda name: _ALGORITHMS[name].cost(in_channels, out_channels, kernel_size,
-                                                                out_height, out_width))
 
 
 class Conv2d(Layer):
@@ -50,11 +40,11 @@ class Conv2d(Layer):
         self.stride = int_at_least("stride", stride, 1)
         self.padding = int_at_least("padding", padding, 0)
         if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+            raise SettingError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         if method in ("fft", "winograd") and self.stride != 1:
-            raise ValueError(f"method {method} needs stride 1, got stride {self.stride}")
+            raise SettingError(f"method {method} needs stride 1, got stride {self.stride}")
         if method == "winograd" and not 2 <= self.kernel_size <= 5:
-            raise ValueError(f"method winograd needs a kernel_size of 2 to 5, got {self.kernel_size}")
+            raise SettingError(f"method winograd needs a kernel_size of 2 to 5, got {self.kernel_size}")
         self.method = method
         k = self.kernel_size
         weight, bias = init_weight_and_bias(rng, (self.out_channels, self.in_channels, k, k), init,
@@ -86,8 +76,7 @@ class Conv2d(Layer):
         key = (x.shape[2], x.shape[3])
         if key not in self._algorithms:
             method = self.method_for(*key)
-            self._algorithms[key] = (Im2col(self.kernel_size, self.stride) if method == "im2col" else
-                                     FFT(self.kernel_size) if method == "fft" else Winograd(self.kernel_size, x.dtype))
+            self._algorithms[key] = algorithm(method, self.kernel_size, self.stride, x.dtype)
         self._last = self._algorithms[key]
         xh = nchw_hwnc(x)
         if self.padding:

@@ -7,6 +7,8 @@ takes ``(rng, shape, dtype)`` and returns a new array.
 
 import numpy as np
 
+from digits.errors import SettingError
+
 
 def fans(shape):
     """(fan_in, fan_out) of a weight shaped (out, in, *kernel)."""
@@ -60,7 +62,7 @@ def init_weight_and_bias(rng, shape, init, bias, dtype):
     the named schemes start the bias at zero.
     """
     if init not in INITIALISERS:
-        raise ValueError(f"init must be one of {', '.join(INITIALISERS)}, got {init!r}")
+        raise SettingError(f"init must be one of {', '.join(INITIALISERS)}, got {init!r}")
     weight = INITIALISERS[init](rng, shape, dtype)
     if not bias:
         return weight, None

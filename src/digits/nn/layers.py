@@ -18,8 +18,9 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from digits.errors import SettingError
 from digits.nn.init import init_weight_and_bias
-from digits.nn.parallel import matmul
+from digits.nn.fast.parallel import matmul
 
 
 class Layer(ABC):
@@ -61,37 +62,37 @@ class Layer(ABC):
 
 
 def int_at_least(name, value, low):
-    """``value`` as an int, or ValueError naming ``name`` unless it is an integer >= ``low``."""
+    """``value`` as an int, or SettingError naming ``name`` unless it is an integer >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        raise SettingError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
 
 def real_in(name, value, low, high, high_inclusive=False):
-    """``value`` as a float, or ValueError unless it is a number in [low, high) (or [low, high])."""
+    """``value`` as a float, or SettingError unless it is a number in [low, high) (or [low, high])."""
     inside = isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value and (
         value <= high if high_inclusive else value < high)
     if not inside:
-        raise ValueError(f"{name} must be a number in [{low}, {high}{']' if high_inclusive else ')'}, got {value!r}")
+        raise SettingError(f"{name} must be a number in [{low}, {high}{']' if high_inclusive else ')'}, got {value!r}")
     return float(value)
 
 
 def check_bool(name, value):
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise SettingError(f"{name} must be true or false, got {value!r}")
     return value
 
 
 def expect_image(name, shape):
     if len(shape) != 3:
-        raise ValueError(f"{name} needs (C, H, W) examples, got shape {tuple(shape)}")
+        raise SettingError(f"{name} needs (C, H, W) examples, got shape {tuple(shape)}")
 
 
 def window_count(size, kernel, stride, padding=0):
-    """Number of kernel positions along an axis of ``size`` (torch's floor rule), or ValueError if none."""
+    """Number of kernel positions along an axis of ``size`` (torch's floor rule), or SettingError if none."""
     count = (size + 2 * padding - kernel) // stride + 1
     if count < 1:
-        raise ValueError(f"kernel {kernel} does not fit an input of size {size} with padding {padding}")
+        raise SettingError(f"kernel {kernel} does not fit an input of size {size} with padding {padding}")
     return count
 
 
@@ -116,7 +117,7 @@ class Linear(Layer):
 
     def output_shape(self, shape):
         if len(shape) != 1:
-            raise ValueError(f"linear needs flat examples (put 'flatten' before it), got shape {tuple(shape)}")
+            raise SettingError(f"linear needs flat examples (put 'flatten' before it), got shape {tuple(shape)}")
         return (self.out_features,)
 
     def forward(self, x):

@@ -1,19 +1,18 @@
 """A sequential network, built from a params.yaml layer spec and saved as one ``.npz`` file."""
 
 import inspect
-import json
-import zipfile
 
 import numpy as np
 
-from digits.artifacts import check_arrays, regenerate, unreadable
-from digits.errors import DigitsError
-from digits.io import atomic_path
+from digits.artifacts import check_arrays, regenerate
+from digits.errors import DigitsError, SettingError
+from digits.io import header_array, load_archive, save_archive
 from digits.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from digits.nn.conv import Conv2d
 from digits.nn.layers import Dropout, Flatten, Linear
 from digits.nn.norm import BatchNorm1d, BatchNorm2d
-from digits.nn.parallel import one_blas_thread
+from digits.nn.fast.parallel import one_blas_thread
+from digits.nn.fast.reorder import forward_order
 from digits.nn.pooling import AvgPool2d, MaxPool2d
 from digits.spec import check_arguments, parse_item
 
@@ -34,28 +33,21 @@ _LAYERS = {
 }
 _INJECTED = {"rng", "dtype"}
 _HEADER_KEY = "__model__"
+_FILE = "a numpy CNN model (a .npz of plain arrays written by train_cnn)"
 
 
 class Sequential:
-    """Layers applied in order; ``backward`` runs them in reverse.
-
-    A ReLU followed by a MaxPool2d runs as the pooling, then the ReLU: the maximum of
-    rectified values is the rectified maximum, and the gradient reaches the same input,
-    so outputs and gradients are unchanged while the ReLU touches a quarter of the values
-    (for 2x2 pooling).
-    """
+    """Layers applied in order; ``backward`` runs them in reverse (a ReLU before a MaxPool2d runs after
+    it, with the same results: ``digits.nn.fast.reorder``)."""
 
     def __init__(self, layers):
         self.layers = list(layers)
-        self._order = list(range(len(self.layers)))  # the order forward runs the layers in
-        for i in range(len(self.layers) - 1):
-            if type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2d:
-                self._order[i], self._order[i + 1] = i + 1, i
+        self._order = forward_order(self.layers)
         self.train()
 
     def forward(self, x):
         """Output of the last layer for batch ``x``, e.g. (N, 1, 28, 28) -> (N, 10) logits."""
-        with one_blas_thread():  # the large products spread over the cores themselves (digits.nn.parallel)
+        with one_blas_thread():  # the large products spread over the cores themselves (digits.nn.fast.parallel)
             for index in self._order:
                 x = self.layers[index].forward(x)
         return x
@@ -131,7 +123,7 @@ def _make_layer(index, name, args, shape, rng, dtype):
     try:
         layer = cls(**args, **injected)
         return layer, layer.output_shape(shape)
-    except ValueError as err:
+    except SettingError as err:
         raise DigitsError(f"layer {index} ({name}): {err}") from None
 
 
@@ -167,35 +159,23 @@ def save(model, path, spec, input_shape):
     """Write ``model``'s parameters, its spec and input shape to one ``.npz`` file, atomically.
 
     Parameters and buffers are stored under their ``parameters()`` / ``buffers()`` names;
-    the spec, input shape and dtype as a JSON string, so loading needs no pickle.
+    the spec, input shape and dtype as a JSON header, so loading needs no pickle.
     """
     arrays = model.state_dict()
     dtype = next(iter(arrays.values())).dtype.name if arrays else np.dtype(np.float32).name
     header = {"spec": spec, "input_shape": list(input_shape), "dtype": dtype}
-    arrays[_HEADER_KEY] = np.array(json.dumps(header))
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        np.savez(file, **arrays)
+    save_archive(path, {**arrays, _HEADER_KEY: header_array(header)}, compress=False)
 
 
 def load(path):
     """Rebuild the model saved by ``save`` at ``path``; its dropout masks are drawn with seed 0."""
+    header, arrays = load_archive(path, _FILE, _HEADER_KEY)
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("not an .npz archive")
-        with data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
-        raise unreadable(path, "a numpy CNN model (a .npz of plain arrays written by train_cnn)") from None
-    try:
-        header = json.loads(str(arrays.pop(_HEADER_KEY)))
         spec, input_shape, dtype = header["spec"], header["input_shape"], np.dtype(header["dtype"])
         if dtype.kind != "f":
             raise ValueError(f"dtype {dtype} is not a float type")
     except (KeyError, TypeError, ValueError) as err:
-        raise DigitsError(f"{path}: not a digits model file (bad or missing {_HEADER_KEY!r}: {err}); "
+        raise DigitsError(f"{path}: not a numpy CNN model file (bad or missing {_HEADER_KEY!r}: {err}); "
                           f"{regenerate(path)}") from None
     check_arrays(path, arrays)
     try:

@@ -15,6 +15,7 @@ than numpy's sum down a column) and per-feature scales broadcast along rows.
 
 import numpy as np
 
+from digits.errors import SettingError
 from digits.nn.layers import Layer, expect_image, int_at_least, real_in
 
 
@@ -105,9 +106,9 @@ class BatchNorm1d(_BatchNorm):
 
     def output_shape(self, shape):
         if len(shape) != 1:
-            raise ValueError(f"batchnorm1d needs flat examples (put 'flatten' before it), got shape {tuple(shape)}")
+            raise SettingError(f"batchnorm1d needs flat examples (put 'flatten' before it), got shape {tuple(shape)}")
         if shape[0] != self.num_features:
-            raise ValueError(f"expected {self.num_features} features, got {shape[0]}")
+            raise SettingError(f"expected {self.num_features} features, got {shape[0]}")
         return tuple(shape)
 
 
@@ -119,5 +120,5 @@ class BatchNorm2d(_BatchNorm):
     def output_shape(self, shape):
         expect_image("batchnorm2d", shape)
         if shape[0] != self.num_features:
-            raise ValueError(f"expected {self.num_features} channels, got {shape[0]}")
+            raise SettingError(f"expected {self.num_features} channels, got {shape[0]}")
         return tuple(shape)

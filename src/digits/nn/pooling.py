@@ -11,7 +11,7 @@ once instead of accumulating into zeros.
 import numpy as np
 
 from digits.nn.layers import Layer, expect_image, int_at_least, window_count
-from digits.nn.parallel import run_split
+from digits.nn.fast.parallel import run_split
 
 
 class _Pool2d(Layer):

@@ -9,31 +9,21 @@ that read it.
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from digits import ensemble, knn, params
+from digits import cnn, knn, params
 from digits.errors import DigitsError
 from digits.features import Transforms
 from digits.io import write_text
-from digits.nn.recipe import setup
+from digits.params import Params
 
 OUT = Path("data/params.checked")
 
 
-def check_settings(p: dict) -> None:
-    """What the stages would refuse in `p` (checked params.yaml) without reading any data."""
-    for member in p["cnn_members"]:
-        cnn = params.cnn_settings(p, member)
-        setup(cnn, (1, 28, 28), np.dtype(cnn["dtype"]), n_train=10**6)  # limits that depend on the data: train_cnn
-    Transforms(p["knn"]["transforms"])
-    knn.check_grid(p["knn"], p["knn"]["grid"] or {})
-    spec = p["evaluate"]["ensemble"]  # its names are checked by digits.params
-    if spec["weights"] != "fit":
-        ensemble.check_weights(spec["weights"], len(spec["members"]), "params.yaml: evaluate.ensemble")
-    submit = p["submit"]
-    if submit["upload"] and submit["model"] not in submit["models"]:
-        raise DigitsError(f"params.yaml: submit.model is {submit['model']!r}, "
-                          f"expected one of submit.models {submit['models']}")
+def check_settings(p: Params) -> None:
+    """What the library would refuse in `p` (checked by digits.params) without reading any data."""
+    for member in p.cnn_members:
+        cnn.recipe(p.cnn_member(member), (1, 28, 28), n_train=10**6)  # limits that depend on the data: train_cnn
+    Transforms(p.knn.transforms)
+    knn.check_grid(p.knn.model_dump(exclude={"grid"}), p.knn.grid or {})
 
 
 def main() -> None:

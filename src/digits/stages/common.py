@@ -28,8 +28,11 @@ CHECKPOINTS = Path("checkpoints")
 
 
 def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
-          ) -> Callable[[Callable[[dict], None]], Callable[[], None]]:
+          ) -> Callable[[Callable[[params.Params], None]], Callable[[], None]]:
     """Decorate a stage body `fn(params)` into a `main()` that times it and turns DigitsError into exit 1.
+
+    `fn` gets params.yaml typed and checked (`digits.params.load`); a DigitsError from anywhere,
+    the library's SettingError included, ends the stage with its one line on stderr.
 
     `params_keys` are the stage's (dotted) keys of params.yaml, `outputs` the files it writes
     (folders end in "/"), as in dvc.yaml. Before the body runs, leftovers of a hard-killed run
@@ -39,14 +42,14 @@ def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
     The wall time goes to `metrics/time/<name>.json`, apart from the stage's other metrics,
     so that timings never make otherwise identical runs differ.
     """
-    def wrap(fn: Callable[[dict], None]) -> Callable[[], None]:
+    def wrap(fn: Callable[[params.Params], None]) -> Callable[[], None]:
         @functools.wraps(fn)
         def main() -> None:
             start = time.perf_counter()
             signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
             signal.signal(signal.SIGTERM, _interrupt)
             timing = str(METRICS / "time" / f"{name}.json")
-            writer = os.environ.get("RANK", "0") == "0"  # under torchrun only the first process writes
+            writer = is_writer()
             try:
                 settings = params.load()
                 with guard.stop_with_parent(), guard.params_unchanged(name, params_keys, settings):
@@ -65,6 +68,11 @@ def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
         main.params_keys, main.outputs = params_keys, outputs
         return main
     return wrap
+
+
+def is_writer() -> bool:
+    """Whether this process writes outputs: under torchrun only the first one does."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _say(line: str) -> None:

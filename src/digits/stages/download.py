@@ -3,15 +3,15 @@ import sys
 
 from digits.io import atomic_path, write_json
 from digits.kaggle import no_credentials_message
+from digits.params import Params
 from digits.sources import fetch
 from digits.stages.common import RAW, stage
 
 
 @stage("download", ("data.source", "data.competition", "data.mnist_root"), ("data/raw/",))
-def main(params: dict) -> None:
-    data = params["data"]
-    source = str(data["source"])
-    raw = fetch(source, competition=str(data["competition"]), mnist_root=str(data["mnist_root"]))
+def main(params: Params) -> None:
+    source = params.data.source
+    raw = fetch(source, competition=params.data.competition, mnist_root=params.data.mnist_root)
     for name, content in raw.files.items():
         with atomic_path(RAW / name) as tmp:
             tmp.write_bytes(content)

@@ -1,5 +1,5 @@
 """Per-epoch figures of a training stage: dvclive curves for `dvc plots show` and a PNG of them."""
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 
 from dvclive import Live
@@ -14,11 +14,17 @@ def epoch_log(model: str) -> Iterator[Callable[..., None]]:
     """Yield `log(**values)`, called once per epoch with train_loss, train_accuracy, val_accuracy, lr.
 
     Each epoch is one line of the log; values go to dvclive (`dvclive/<model>/plots/metrics/*.tsv`,
-    drawn by `dvc plots show`); on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
+    drawn by `dvc plots show`), started at the first epoch, so that settings refused before
+    training leave no folder; on exit the curves are also drawn to `reports/figures/<model>_curves.png`.
     """
     history: list[dict[str, float]] = []
-    with Live(f"dvclive/{model}", dvcyaml=False, save_dvc_exp=False, report=None) as live:
+    with ExitStack() as stack:
+        live = None
+
         def log(**values: float) -> None:
+            nonlocal live
+            if live is None:
+                live = stack.enter_context(Live(f"dvclive/{model}", dvcyaml=False, save_dvc_exp=False, report=None))
             history.append(values)
             note(f"train_{model}: epoch {len(history)}: " + ", ".join(
                 f"{key.replace('_', ' ')} {value:.3g}" if key == "lr" else f"{key.replace('_', ' ')} {value:.4f}"

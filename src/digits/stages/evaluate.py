@@ -2,24 +2,15 @@
 import json
 
 from digits import ensemble, report
-from digits.params import model_names
 from digits.data import load_split
 from digits.errors import DigitsError
 from digits.io import write_json, write_text
 from digits.metrics import accuracy, confusion_records, per_class, scores
+from digits.params import Params
 from digits.provenance import changed_params, code_commit, environment
 from digits.plots import confusion_figure, errors_gallery, f1_bars, sample_grid
 from digits.stages.common import (FIGURES, METRICS, MODELS, PREDICTIONS, PREPARED, RAW, REPORTS,
                                   load_predictions, save_predictions, stage)
-
-
-def ensemble_params(params: dict) -> tuple[list[str], list[float] | str]:
-    """evaluate.ensemble's members and weights ("fit" or one number per member), beyond what the schema checks:
-    not every weight zero."""
-    spec = params["evaluate"]["ensemble"]
-    if spec["weights"] != "fit":
-        ensemble.check_weights(spec["weights"], len(spec["members"]), "params.yaml: evaluate.ensemble")
-    return spec["members"], spec["weights"]
 
 
 def headline(result: dict) -> dict:
@@ -31,7 +22,7 @@ def headline(result: dict) -> dict:
     return figures
 
 
-def origin(params: dict) -> list[str]:
+def origin(params: Params) -> list[str]:
     """Which data, commit and params this run came from, for the head of the report."""
     try:
         manifest = json.loads((RAW / "source.json").read_text())
@@ -39,13 +30,13 @@ def origin(params: dict) -> list[str]:
         data = f"unknown ({RAW / 'source.json'} not found)"
     else:
         rows = manifest["files"]
-        data = (f"`{manifest['source']}` (data.source: `{params['data']['source']}`), "
+        data = (f"`{manifest['source']}` (data.source: `{params.data.source}`), "
                 f"{rows['train.csv']['rows']:,} labelled and {rows['test.csv']['rows']:,} test images")
         if manifest["source"] == "sample":
             data += (": the small bundled sample, for trying the pipeline, not for ranking models; "
                      "`dvc exp run -S data.source=kaggle` trains on the competition's data")
     return [f"Data: {data}", f"Code: commit {code_commit() or 'unknown (not a git checkout)'}",
-            f"Params: {changed_params(params)}"]
+            f"Params: {changed_params(params.document)}"]
 
 
 @stage("evaluate", ("evaluate.ensemble",),
@@ -53,12 +44,12 @@ def origin(params: dict) -> list[str]:
         "reports/figures/errors/", "reports/figures/samples.png", "reports/figures/f1_per_class.png",
         "reports/report.md", "metrics/evaluate.json", "metrics/environment.json", "metrics/per_class.json",
         "metrics/scores/"))
-def main(params: dict) -> None:
-    members, weights = ensemble_params(params)
+def main(params: Params) -> None:
+    members, weights = params.evaluate.ensemble.members, params.evaluate.ensemble.weights
     x_train, y_train = load_split(PREPARED / "train.npz")
     x_val, y_val = load_split(PREPARED / "val.npz")
     x_test, y_test = load_split(PREPARED / "test.npz")
-    models = model_names(params)
+    models = params.model_names()
     probs = {m: load_predictions(m) for m in models}
     for m, p in probs.items():
         for split, n in (("val", len(x_val)), ("test", len(x_test))):

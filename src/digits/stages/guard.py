@@ -100,7 +100,7 @@ def _watch(done: threading.Event) -> None:
 
 
 @contextmanager
-def params_unchanged(stage: str, keys: tuple[str, ...], start: dict) -> Iterator[None]:
+def params_unchanged(stage: str, keys: tuple[str, ...], start: params.Params) -> Iterator[None]:
     """Within the block, refuse every output write once one of `keys` (dotted) in params.yaml
     differs from `start`, the params the stage runs with, e.g. after another `dvc exp run -S`."""
     def check(path: Path) -> None:
@@ -109,7 +109,7 @@ def params_unchanged(stage: str, keys: tuple[str, ...], start: dict) -> Iterator
         except DigitsError as e:
             raise DigitsError(f"{e} (params.yaml changed while {stage} ran; {path} was not written)") from None
         for key in keys:
-            before, after = _get(start, key), _get(now, key)
+            before, after = _get(start.document, key), _get(now.document, key)
             if before != after:
                 raise DigitsError(
                     f"params.yaml: {key} changed while {stage} ran (another run in this workspace?), so its "

@@ -7,14 +7,13 @@ from sklearn.model_selection import train_test_split
 from digits.data import read_digits, read_labels
 from digits.errors import DigitsError
 from digits.io import save_npz
+from digits.params import Params
 from digits.stages.common import PREPARED, RAW, stage
 
 
 @stage("split", ("split.seed", "split.val_fraction"), ("data/prepared/",))
-def main(params: dict) -> None:
-    seed, val_fraction = params["split"]["seed"], params["split"]["val_fraction"]
-    if not 0 < val_fraction < 1:
-        raise DigitsError(f"params.yaml: split.val_fraction is {val_fraction}, expected a number between 0 and 1")
+def main(params: Params) -> None:
+    seed, val_fraction = params.split.seed, params.split.val_fraction
     x, y = read_digits(RAW / "train.csv", labelled=True)
     check_splittable(y, val_fraction)
     x_test, _ = read_digits(RAW / "test.csv", labelled=False)

@@ -11,6 +11,7 @@ from digits.data import read_labels
 from digits.errors import DigitsError
 from digits.io import write_json
 from digits.kaggle import Kaggle, submission_message
+from digits.params import Params
 from digits.stages.common import METRICS, RAW, load_predictions, stage
 from digits.submission import write_submission
 
@@ -19,31 +20,29 @@ NOT_COMPETITION_DATA = ("sample", "mnist")  # sources whose test set is not the 
 
 @stage("submit", ("data.competition", "submit.models", "submit.upload", "submit.model", "submit.wait_seconds"),
        ("submissions/", "metrics/kaggle.json"))
-def main(params: dict) -> None:
-    settings = params["submit"]
-    models = list(settings["models"])
+def main(params: Params) -> None:
+    settings = params.submit
+    models = settings.models
     predicted = {model: load_predictions(model)["test"].argmax(axis=1) for model in models}  # all checked first
     for model, labels in predicted.items():
         write_submission(f"submissions/{model}.csv", labels)
         print(f"submit: submissions/{model}.csv ({len(labels):,} rows)")
-    if not settings["upload"]:
+    if not settings.upload:
         write_json(METRICS / "kaggle.json", {})
         print("submit: submit.upload is false: nothing sent to Kaggle")
         return
 
-    model, competition = settings["model"], str(params["data"]["competition"])
-    if model not in models:
-        raise DigitsError(f"params.yaml: submit.model is {model!r}, expected one of submit.models {models}")
+    model, competition = settings.model, params.data.competition  # among submit.models: digits.params
     csv = Path(f"submissions/{model}.csv")
     read_labels(csv, n_rows=_competition_test_rows(competition))
     evaluation = json.loads((METRICS / "evaluate.json").read_text())
-    message = submission_message(model, evaluation[model]["val"]["accuracy"], params)
+    message = submission_message(model, evaluation[model]["val"]["accuracy"], params.document)
 
     session = Kaggle(competition)
     left = session.submissions_left()
     ref = session.submit(csv, message)
     print(f"submit: uploaded {csv} to '{competition}' as submission {ref} ({left - 1} left today): {message}")
-    scored = session.wait_for_score(ref, float(settings["wait_seconds"]))
+    scored = session.wait_for_score(ref, float(settings.wait_seconds))
     write_json(METRICS / "kaggle.json", {"public_score": scored.public_score})
     print(f"submit: Kaggle scored submission {ref}: public score {scored.public_score}")
 

@@ -1,28 +1,24 @@
-"""Brute-force k-nearest neighbours in numpy: the classifier, the image model built on it, its file, its grid search.
+"""Brute-force k-nearest neighbours in numpy, as a scikit-learn estimator on feature rows.
 
-`KNNClassifier` works on feature rows with scikit-learn's manners. `KNNModel` puts the image
-transforms of `digits.features` in front of it; `save`/`load` keep both in one `.npz` of plain
-arrays; `grid_search` scores combinations of settings on a validation split.
+The search is written here: distances by one float32 GEMM per batch of queries, candidates
+found without sorting whole rows, refined in float64 (see `_Index`).
 """
 
-import itertools
-import json
-import zipfile
+from typing import get_args
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
-from digits.artifacts import check_arrays, regenerate, unreadable
 from digits.errors import DigitsError
-from digits.features import Transforms
-from digits.io import save_npz
+from digits.params import KNN
 from digits.progress import progress
 
-WEIGHTS = ("uniform", "distance")
-METRICS = ("euclidean", "cosine")
 _U = 2.0 ** -24  # unit roundoff of float32
 
 
-class KNNClassifier:
+class KNNClassifier(ClassifierMixin, BaseEstimator):
     """k-NN on Euclidean or cosine (1 - cos) distance, `batch_size` query rows at a time.
 
     Inputs are converted to float32. Memory: the training rows, their layout for the GEMM (at most
@@ -42,9 +38,9 @@ class KNNClassifier:
         y = np.asarray(y)
         if y.ndim != 1 or len(y) != len(X):
             raise DigitsError(f"Expected y of shape ({len(X)},) to match X, but got shape {y.shape}")
-        _check_choice(self.weights, WEIGHTS, "weights")
-        _check_choice(self.metric, METRICS, "metric")
-        if not _is_int(self.batch_size) or self.batch_size < 1:
+        _check_choice(self.weights, "weights")
+        _check_choice(self.metric, "metric")
+        if not is_int(self.batch_size) or self.batch_size < 1:
             raise DigitsError(f"Expected an integer batch_size >= 1, but got {self.batch_size!r}")
         _check_k(self.n_neighbors, len(X))
         self.classes_, self.y_codes_ = np.unique(y, return_inverse=True)
@@ -85,7 +81,7 @@ class KNNClassifier:
         (pass the first k columns) and weights.
         """
         weights = self.weights if weights is None else weights
-        _check_choice(weights, WEIGHTS, "weights")
+        _check_choice(weights, "weights")
         if weights == "uniform":
             votes = np.ones(distances.shape)
         else:
@@ -108,8 +104,10 @@ class KNNClassifier:
 
     def _check_query(self, X):
         """Query rows as float32 (M, D), checked against the fitted width and scaled like the training rows."""
-        if not hasattr(self, "X_fit_"):
-            raise DigitsError("This KNNClassifier is not fitted yet; call fit(X, y) first")
+        try:
+            check_is_fitted(self)
+        except NotFittedError as err:
+            raise DigitsError(str(err)) from None
         X = _as_matrix(X, "X")
         if X.shape[1] != self.X_fit_.shape[1]:
             raise DigitsError(f"Expected X with {self.X_fit_.shape[1]} features as in fit, but got {X.shape[1]}")
@@ -217,148 +215,6 @@ def _split(X, counts, block=4096):
     return np.flatnonzero(used), np.flatnonzero(counts > t), np.flatnonzero(rarest <= t)
 
 
-class KNNModel:
-    """Image transforms followed by a fitted KNNClassifier: uint8 images (N, 28, 28) in, digit probabilities out."""
-
-    def __init__(self, transforms, classifier):
-        self.transforms = transforms
-        self.classifier = classifier
-
-    def predict_proba(self, images):
-        """Probabilities float64 (N, 10) over digits 0-9, zero for a digit absent from the training labels."""
-        proba = np.zeros((len(images), 10))
-        proba[:, self.classifier.classes_] = self.classifier.predict_proba(self.transforms.transform(images))
-        return proba
-
-
-def fit_model(images, labels, settings):
-    """A KNNModel fitted on uint8 images (N, 28, 28) and labels (N,) with the `knn` params `settings`
-    (transforms, n_neighbors, weights, metric, batch_size)."""
-    transforms = Transforms(settings["transforms"])
-    classifier = KNNClassifier(settings["n_neighbors"], settings["weights"], settings["metric"], settings["batch_size"])
-    return KNNModel(transforms, classifier.fit(transforms.fit_transform(images), labels))
-
-
-_HEADER_KEY = "__knn__"
-_SETTINGS = ("n_neighbors", "weights", "metric", "batch_size")
-
-
-def save(path, model):
-    """Write a KNNModel to one `.npz` of plain arrays, atomically: a JSON header (the transforms' spec,
-    the classifier's settings), the transforms' fitted arrays, the training features and labels."""
-    clf = model.classifier
-    header = {"transforms": model.transforms.spec, **{key: getattr(clf, key) for key in _SETTINGS}}
-    arrays = {f"transform.{key}": value for key, value in model.transforms.arrays().items()}
-    arrays.update({_HEADER_KEY: np.array(json.dumps(header)), "features": clf.X_fit_,
-                   "labels": clf.classes_[clf.y_codes_]})
-    save_npz(path, **arrays)
-
-
-def load(path):
-    """The KNNModel that `save` wrote to `path`, ready to `predict_proba` uint8 images."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise DigitsError(f"{path}: no such file; run `dvc repro` to create it") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile):
-        raise unreadable(path, "a k-NN model (a .npz of plain arrays written by train_knn)") from None
-    try:
-        header = json.loads(str(arrays.pop(_HEADER_KEY)))
-        settings = {key: header[key] for key in ("transforms", *_SETTINGS)}
-        features, labels = arrays.pop("features"), arrays.pop("labels")
-    except (KeyError, TypeError, ValueError) as err:
-        raise DigitsError(f"{path}: not a k-NN model file (missing or bad {err}); {regenerate(path)}") from None
-    check_arrays(path, {"features": features, "labels": labels, **arrays})
-    if features.ndim != 2 or labels.shape != features.shape[:1] or labels.dtype.kind not in "iu":
-        raise DigitsError(f"{path}: 'features' {features.dtype}{features.shape} and 'labels' {labels.dtype}"
-                          f"{labels.shape}, expected (N, D) features and N integer labels; {regenerate(path)}")
-    fitted = {key.removeprefix("transform."): value for key, value in arrays.items()}
-    try:
-        transforms = Transforms.from_arrays(settings["transforms"], fitted)
-        classifier = KNNClassifier(*(settings[key] for key in _SETTINGS)).fit(features, labels)
-    except DigitsError as err:
-        raise DigitsError(f"{path}: {err}; {regenerate(path)}") from None
-    return KNNModel(transforms, classifier)
-
-
-GRID_KEYS = ("metric", "pca.n_components", "n_neighbors", "weights")
-
-
-def grid_search(train, val, settings, grid):
-    """Validation accuracy of every combination of the values in `grid`, each replacing its `knn` setting.
-
-    train, val: (uint8 images (N, 28, 28), labels (N,)). grid: {key: [values]} with keys from
-    GRID_KEYS (empty: only `settings` itself). One transform fit serves every PCA size (the first n
-    components of the largest fit are the fit with n) and one search with the largest k serves every
-    k and weights. Returns the rows [{key: value, ..., "val_accuracy": a}] in the order of
-    itertools.product over the grid, the best row (ties: the first) and `settings` updated with it.
-    """
-    check_grid(settings, grid)
-    choices = {key: grid.get(key, [_setting(settings, key)]) for key in GRID_KEYS}
-    sizes = choices["pca.n_components"]
-    transforms = Transforms(_with(settings, "pca.n_components", max(sizes))["transforms"])
-    train_x, val_x = transforms.fit_transform(train[0]), transforms.transform(val[0])
-    accuracy = {}
-    for metric, size in itertools.product(choices["metric"], sizes):
-        cols = slice(None) if size is None else slice(size)
-        clf = KNNClassifier(max(choices["n_neighbors"]), metric=metric, batch_size=settings["batch_size"])
-        distances, indices = clf.fit(train_x[:, cols], train[1]).kneighbors(val_x[:, cols])
-        for k, weights in itertools.product(choices["n_neighbors"], choices["weights"]):
-            predicted = clf.classes_[clf.proba_from_neighbors(distances[:, :k], indices[:, :k], weights).argmax(axis=1)]
-            accuracy[metric, size, k, weights] = float((predicted == val[1]).mean())
-    rows = []
-    for combination in itertools.product(*(grid[key] for key in grid)):
-        chosen = dict(zip(grid, combination))
-        key = tuple(chosen.get(name, _setting(settings, name)) for name in GRID_KEYS)
-        rows.append({**chosen, "val_accuracy": round(accuracy[key], 6)})
-    best = rows[max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -i))]
-    chosen = settings
-    for key in grid:
-        chosen = _with(chosen, key, best[key])
-    return rows, best, chosen
-
-
-def check_grid(settings, grid):
-    """Raise a one-line DigitsError unless `grid` has known keys, each with a non-empty list of valid values."""
-    unknown = [key for key in grid if key not in GRID_KEYS]
-    if unknown:
-        raise DigitsError(f"knn.grid: unknown key {unknown[0]!r}, expected keys among {', '.join(GRID_KEYS)}")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise DigitsError(f"knn.grid.{key}: expected a non-empty list of values, got {values!r}")
-        if key in ("n_neighbors", "pca.n_components"):
-            bad = [value for value in values if not (_is_int(value) and value >= 1)]
-            if bad:
-                raise DigitsError(f"knn.grid.{key}: expected integers >= 1, got {bad[0]!r}")
-    if "pca.n_components" in grid and _setting(settings, "pca.n_components") is None:
-        raise DigitsError("knn.grid: pca.n_components is searched, but knn.transforms has no pca step")
-
-
-def overridden(settings, grid):
-    """{key: value} of the settings under `knn` that `grid` searches instead of using them."""
-    return {key: _setting(settings, key) for key in grid}
-
-
-def _setting(settings, key):
-    """A grid key's value in `settings`; "pca.n_components" is None when there is no pca step."""
-    if key != "pca.n_components":
-        return settings[key]
-    steps = [item["pca"] for item in settings["transforms"] if isinstance(item, dict) and "pca" in item]
-    return steps[0].get("n_components") if steps else None
-
-
-def _with(settings, key, value):
-    """A copy of `settings` with grid key `key` set to `value`."""
-    if key != "pca.n_components":
-        return {**settings, key: value}
-    if value is None:
-        return settings
-    spec = [{"pca": {**item["pca"], "n_components": value}} if isinstance(item, dict) and "pca" in item else item
-            for item in settings["transforms"]]
-    return {**settings, "transforms": spec}
-
-
 def _as_matrix(X, name):
     """X as a C-contiguous float32 array (M, D) of finite values."""
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -378,17 +234,20 @@ def _scaled(X, metric):
     return (X / np.where(norms == 0, 1.0, norms)[:, None]).astype(np.float32)
 
 
-def _check_choice(value, allowed, name):
+def _check_choice(value, name):
+    """Refuse a `weights` or `metric` outside the values params.yaml's schema allows."""
+    allowed = get_args(KNN.model_fields[name].annotation)
     if value not in allowed:
         raise DigitsError(f"Expected {name} in {allowed}, but got {value!r}")
 
 
-def _is_int(value):
+def is_int(value):
+    """Whether `value` is an integer (numpy's too), not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _check_k(k, n_samples):
-    if not _is_int(k) or not 1 <= k <= n_samples:
+    if not is_int(k) or not 1 <= k <= n_samples:
         raise DigitsError(
             f"Expected an integer 1 <= n_neighbors <= n_samples, but n_samples = {n_samples}, n_neighbors = {k!r}"
         )

@@ -1,4 +1,5 @@
-"""Three ways to compute a 2-D convolution (cross-correlation) and its gradients, for ``Conv2d``.
+"""Three ways to compute a 2-D convolution (cross-correlation) and its gradients, for ``digits.nn.Conv2d``,
+the cost model that picks one, and the (H, W, N, C) layout they share.
 
 All three work in (H, W, N, C) memory order: ``xh`` is the zero-padded input
 (Hp, Wp, N, C), ``dh`` the output gradient (Ho, Wo, N, O); ``weight`` is torch's
@@ -23,7 +24,7 @@ import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
-from digits.nn.parallel import WORKERS, matmul, run_split
+from digits.nn.fast.parallel import WORKERS, matmul, run_split
 
 
 class Im2col:
@@ -242,3 +243,25 @@ class Winograd:
             for j in range(tx):
                 dxh[i * m:i * m + a, j * m:j * m + a] += tiles_grad[:, :, i, j]
         return w_grad, b_grad, dxh[:hp, :wp]
+
+
+_ALGORITHMS = {"im2col": Im2col, "fft": FFT, "winograd": Winograd}
+
+
+def nchw_hwnc(a):
+    """Swap between (N, C, H, W) and (H, W, N, C) without copying (the permutation is its own inverse)."""
+    return a.transpose(2, 3, 0, 1)
+
+
+def cheapest_method(in_channels, out_channels, kernel_size, stride, out_height, out_width):
+    """The algorithm with the fewest estimated multiplications for one image's forward pass."""
+    usable = ["im2col"] if stride != 1 else ["im2col", "fft"] + (["winograd"] if 2 <= kernel_size <= 5 else [])
+    return min(usable, key=lambda name: _ALGORITHMS[name].cost(in_channels, out_channels, kernel_size,
+                                                                out_height, out_width))
+
+
+def algorithm(method, kernel_size, stride, dtype):
+    """A fresh ``Im2col``, ``FFT`` or ``Winograd`` object (it caches what its backward pass needs)."""
+    if method == "im2col":
+        return Im2col(kernel_size, stride)
+    return FFT(kernel_size) if method == "fft" else Winograd(kernel_size, dtype)
