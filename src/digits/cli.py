@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 
 from digits.errors import DigitsError
+from digits.families import family
 from digits.params import MEMBER_NAME
 from digits.preprocess import load_digit
-FILES = {"knn": "knn.npz", "resnet": "resnet.pt", "ensemble": "ensemble.json"}  # any other name: a numpy CNN
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # uint8 images (N, 28, 28) -> probabilities (N, 10)
 
 
 def _model_file(models_dir: Path, model: str) -> Path:
-    path = models_dir / FILES.get(model, f"{model}.npz")
+    path = models_dir / ("ensemble.json" if model == "ensemble" else f"{model}{family(model).suffix}")
     if not path.is_file():
         raise DigitsError(f"{path}: no such file; train the models first (dvc repro), "
                           "or point --models-dir at the folder that holds them")
@@ -34,15 +34,8 @@ def predictor(model: str, models_dir: Path) -> Predictor:
     Each model's library is imported only when asked for, so `--model cnn` never waits for torch.
     """
     path = _model_file(models_dir, model)
-    if model not in FILES:
-        from digits.cnn import NumpyCNN
-        return NumpyCNN.load(path).predict_proba
-    if model == "knn":
-        from digits.knn import KNNModel
-        return KNNModel.load(path).predict_proba
-    if model == "resnet":
-        from digits.resnet import ResNet
-        return ResNet.load(path).predict_proba
+    if model != "ensemble":
+        return family(model).load_class().load(path).predict_proba
     from digits import ensemble
     members, weights = ensemble.load(path)
     used = [(m, w) for m, w in zip(members, weights) if w > 0]  # a member of weight 0 is not even loaded

@@ -67,7 +67,6 @@ def _schedule(settings: CNN, optimizer: nn.SGD | nn.Adam, steps_per_epoch: int):
 class NumpyCNN:
     """A digits.nn network trained by the cnn recipe: uint8 images (N, 28, 28) in, probabilities (N, 10) out."""
 
-    suffix = ".npz"
 
     def __init__(self, network: nn.Sequential | None = None):
         self.network = network

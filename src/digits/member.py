@@ -4,18 +4,18 @@ A family is a class with
 
     fit(settings, train, val, *, checkpoint, log) -> Fitted
     predict_proba(images uint8 (N, 28, 28)) -> class probabilities float32 (N, 10)
-    save(path)        the fitted model, to models/<name><suffix>
+    save(path)        the fitted model, to models/<name><suffix> (the suffix: digits.families)
     load(path)        a classmethod: the model `save` wrote, ready to predict
 
 `settings` is the family's section of params.yaml, typed and checked by `digits.params`; `train`
-and `val` are (uint8 images (N, 28, 28), labels (N,)) pairs. `digits.stages.common.train_member`
+and `val` are (uint8 images (N, 28, 28), labels (N,)) pairs. `digits.stages.training.train_member`
 runs the protocol and writes what every member writes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
@@ -34,8 +34,6 @@ class Fitted:
 
 
 class Member(Protocol):
-    suffix: ClassVar[str]  # of the model file: ".npz", ".pt"
-
     def fit(self, settings: Any, train: Split, val: Split, *, checkpoint: Path | None, log: EpochLog) -> Fitted: ...
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray: ...

@@ -16,11 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from digits.errors import DigitsError
+from digits.families import OTHERS
 
 Positive = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
-OTHER_MODELS = ("knn", "resnet")  # beside the numpy CNNs named in cnn_members
+OTHER_MODELS = tuple(OTHERS)  # beside the numpy CNNs named in cnn_members
 MEMBER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 

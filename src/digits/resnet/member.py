@@ -21,7 +21,6 @@ class ResNet:
     """A trained ResNet: uint8 images (N, 28, 28) in, probabilities float32 (N, 10) out, on `device`, under
     bfloat16 autocast when `bf16` (as trained; a loaded model predicts in float32 on the CPU)."""
 
-    suffix = ".pt"
 
     def __init__(self, network=None, arch="resnet18", stem="stock", *, tta=False, device="cpu", bf16=False):
         self.network, self.arch, self.stem = network, arch, stem

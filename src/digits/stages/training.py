@@ -3,6 +3,7 @@ from pathlib import Path
 from typing import Any
 
 from digits.data import load_split
+from digits.families import family
 from digits.io import write_json
 from digits.member import EpochLog, Member
 from digits.stages.common import METRICS, MODELS, PREPARED, save_predictions
@@ -16,7 +17,7 @@ def train_member(name: str, model: Member, settings: Any, *, checkpoint: Path | 
     fitted = model.fit(settings, train, val, checkpoint=checkpoint, log=log)
     if fitted is None:  # a torchrun process other than the first
         return model
-    model.save(MODELS / f"{name}{model.suffix}")
+    model.save(MODELS / f"{name}{family(name).suffix}")
     save_predictions(name, val=fitted.val_proba, test=model.predict_proba(x_test))
     write_json(METRICS / f"{name}.json", fitted.metrics)
     print(f"train_{name}: {fitted.summary}")
