@@ -67,7 +67,6 @@ def _schedule(settings: CNN, optimizer: nn.SGD | nn.Adam, steps_per_epoch: int):
 class NumpyCNN:
     """A digits.nn network trained by the cnn recipe: uint8 images (N, 28, 28) in, probabilities (N, 10) out."""
 
-
     def __init__(self, network: nn.Sequential | None = None):
         self.network = network
 
@@ -75,7 +74,7 @@ class NumpyCNN:
         """Train by `settings`; `log(**figures)` gets each epoch's train_loss, train_accuracy, val_loss,
         val_accuracy and lr.
 
-        After each epoch the whole training state goes to `checkpoint`; with `settings.resume` a run
+        After each epoch the whole training state goes to `checkpoint` (unless None); with `settings.resume` a run
         continues from there (its earlier epochs' figures are logged again) and ends with the weights
         an uninterrupted run reaches.
         """
@@ -91,6 +90,7 @@ class NumpyCNN:
         if settings.resume:
             print(f"train_cnn: resuming from {checkpoint} after {done} of {settings.epochs} epochs" if done else
                   f"train_cnn: no checkpoint at {checkpoint}; starting from the first epoch")
+        log = log or (lambda **figures: None)
         for figures in history:
             log(**figures)
         val_proba = None
@@ -102,7 +102,8 @@ class NumpyCNN:
             val_proba = nn.predict_proba(parts.model, x_val)
             history.append({"train_loss": loss, "train_accuracy": train_accuracy,
                             "val_loss": mean_nll(y_val, val_proba), "val_accuracy": accuracy(y_val, val_proba), "lr": lr})
-            nn.save_checkpoint(checkpoint, **state, epochs_done=epoch + 1, history=history)
+            if checkpoint is not None:
+                nn.save_checkpoint(checkpoint, **state, epochs_done=epoch + 1, history=history)
             log(**history[-1])
         if val_proba is None:  # every epoch was done before an interruption
             val_proba = nn.predict_proba(parts.model, x_val)

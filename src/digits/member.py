@@ -3,7 +3,7 @@
 A family is a class with
 
     fit(settings, train, val, *, checkpoint, log) -> Fitted
-    predict_proba(images uint8 (N, 28, 28)) -> class probabilities float32 (N, 10)
+    predict_proba(images uint8 (N, 28, 28)) -> class probabilities (N, 10), float32 or float64 (stored as float32)
     save(path)        the fitted model, to models/<name><suffix> (the suffix: digits.families)
     load(path)        a classmethod: the model `save` wrote, ready to predict
 

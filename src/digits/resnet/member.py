@@ -21,7 +21,6 @@ class ResNet:
     """A trained ResNet: uint8 images (N, 28, 28) in, probabilities float32 (N, 10) out, on `device`, under
     bfloat16 autocast when `bf16` (as trained; a loaded model predicts in float32 on the CPU)."""
 
-
     def __init__(self, network=None, arch="resnet18", stem="stock", *, tta=False, device="cpu", bf16=False):
         self.network, self.arch, self.stem = network, arch, stem
         self.tta, self.device, self.bf16 = tta, torch.device(device), bf16
@@ -77,7 +76,7 @@ class _Scorer:
     test-time shifts, the figures logged and kept (with those of epochs done before a resume)."""
 
     def __init__(self, model: ResNet, val: Split, log: EpochLog):
-        self.model, self.val, self.log = model, val, log
+        self.model, self.val, self.log = model, val, log or (lambda **figures: None)
         self.history: list[dict] = []
         self.val_proba = None
 
