@@ -1,9 +1,14 @@
 """A copy of this project's working tree as a fresh git repo, for tests that run DVC end to end."""
-import shutil
-import subprocess
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
 
 from kaggle_standin import client_env
 
@@ -41,3 +46,25 @@ def sample_env(home: Path, clone: Path) -> dict:
     env = client_env(home, credentials=None)
     env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(clone / "src"))
     return env
+
+
+@contextmanager
+def long_training(clone: Path, env: dict, *args: str):
+    """`dvc <args>` on train_cnn with cnn.epochs at 1000, in a process group of its own, given once its first epoch
+    is logged; the group is killed on the way out if dvc still runs."""
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["cnn"]["epochs"] = 1000
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first_epoch = clone / "dvclive" / "cnn" / "plots" / "metrics" / "train_loss.tsv"
+    first_epoch.unlink(missing_ok=True)
+    dvc = subprocess.Popen([str(BIN / "dvc"), *args], cwd=clone, env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not first_epoch.exists() and dvc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert dvc.poll() is None and first_epoch.exists(), "train_cnn did not start training"
+        yield dvc
+    finally:
+        if dvc.poll() is None:
+            os.killpg(dvc.pid, signal.SIGKILL)

@@ -3,10 +3,8 @@ the same bytes in another user's clone, then is up to date."""
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 import yaml
 
 from digits.data import read_labels
-from repo_copy import BIN, run, sample_env
+from repo_copy import BIN, long_training, run, sample_env
 
 def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     copy, _ = repo
@@ -96,23 +94,9 @@ def test_an_interrupted_training_leaves_nothing_half_written_and_reruns_cleanly(
     copy, env = own_copy
     params_file = copy / "params.yaml"
     original = params_file.read_text()
-    params = yaml.safe_load(original)
-    params["cnn"]["epochs"] = 1000
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.rmtree(copy / "dvclive" / "cnn", ignore_errors=True)
-    first_epoch = copy / "dvclive" / "cnn" / "plots" / "metrics" / "train_loss.tsv"
-    dvc = subprocess.Popen([str(BIN / "dvc"), "repro", "train_cnn@cnn"], cwd=copy, env=env, start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not first_epoch.exists() and dvc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert dvc.poll() is None, "the stage ended before it could be interrupted"
+    with long_training(copy, env, "repro", "train_cnn@cnn") as dvc:
         os.killpg(dvc.pid, signum)
         _, err = dvc.communicate(timeout=60)
-    finally:
-        if dvc.poll() is None:
-            os.killpg(dvc.pid, signal.SIGKILL)
     assert dvc.returncode != 0
     assert "train_cnn: interrupted" in err
     outputs = ("models", "predictions", "checkpoints", "dvclive", "reports", "metrics", "submissions")

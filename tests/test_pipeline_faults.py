@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repo_copy import BIN, run
+from repo_copy import BIN, long_training, run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
 
@@ -40,28 +40,11 @@ def stage_processes(clone: Path, stage: str) -> list[int]:
     return found
 
 
-def start_long_training(clone: Path, env: dict, *args: str) -> subprocess.Popen:
-    """Start `dvc <args>` on train_cnn with many epochs; returns it once the first epoch is logged."""
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["cnn"]["epochs"] = 1000
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    first_epoch = clone / "dvclive" / "cnn" / "plots" / "metrics" / "train_loss.tsv"
-    first_epoch.unlink(missing_ok=True)
-    dvc = subprocess.Popen([str(BIN / "dvc"), *args], cwd=clone, env=env, start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    while not first_epoch.exists() and dvc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert dvc.poll() is None and first_epoch.exists(), "train_cnn did not start training"
-    return dvc
-
-
 def test_a_killed_dvc_takes_its_stage_down_without_half_written_outputs(own_copy):
     clone, env = own_copy
     commit(clone)
     lock = (clone / "dvc.lock").read_text()
-    dvc = start_long_training(clone, env, "repro", "-f", "-s", "train_cnn")
-    try:
+    with long_training(clone, env, "repro", "-f", "-s", "train_cnn") as dvc:
         assert stage_processes(clone, "train_cnn")
         os.kill(dvc.pid, signal.SIGTERM)  # dvc only, as `kill -TERM <pid of dvc>` does
         _, err = dvc.communicate(timeout=60)
@@ -69,9 +52,6 @@ def test_a_killed_dvc_takes_its_stage_down_without_half_written_outputs(own_copy
         while stage_processes(clone, "train_cnn") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not stage_processes(clone, "train_cnn"), "train_cnn outlived dvc"
-    finally:
-        if dvc.poll() is None:
-            os.killpg(dvc.pid, signal.SIGKILL)
     assert dvc.returncode != 0
     assert "train_cnn: interrupted, and its parent process (dvc) is gone; no output was left half-written" in err
     assert not (clone / "models" / "cnn.npz").exists() and not list(clone.rglob("*.tmp"))
@@ -89,15 +69,11 @@ def test_params_changed_by_another_run_during_training_are_never_recorded(own_co
     commit(clone)
     lock = trained_entry(clone)
     model = (clone / "models" / "cnn.npz").read_bytes()
-    dvc = start_long_training(clone, env, "repro", "train_cnn")
-    try:
+    with long_training(clone, env, "repro", "train_cnn") as dvc:
         params = yaml.safe_load((clone / "params.yaml").read_text())
         params["cnn"]["seed"] += 1  # as a second `dvc exp run -S cnn.seed=...` in this workspace does
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         _, err = dvc.communicate(timeout=180)
-    finally:
-        if dvc.poll() is None:
-            os.killpg(dvc.pid, signal.SIGKILL)
     assert dvc.returncode != 0
     assert "train_cnn: error: params.yaml: cnn changed while train_cnn ran" in err
     assert trained_entry(clone) == lock and not list(clone.rglob("*.tmp"))  # check's entry may move on
