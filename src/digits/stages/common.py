@@ -1,6 +1,7 @@
 """What every stage shares: paths, params, error handling and timing."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -77,10 +78,8 @@ def is_writer() -> bool:
 
 def _say(line: str) -> None:
     """Print to stderr, which may be a pipe whose reader (a dead dvc) is gone."""
-    try:
+    with contextlib.suppress(OSError):
         print(line, file=sys.stderr, flush=True)
-    except OSError:
-        pass
 
 
 def _interrupt(signum: int, frame) -> None:
