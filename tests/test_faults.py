@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from digits import knn, nn, provenance, resnet
+from digits import io, knn, nn, provenance, resnet
 from digits.artifacts import check_probabilities
 from digits.errors import DigitsError
 from digits.io import save_npz
@@ -110,6 +110,24 @@ def test_a_stage_removes_the_leftover_temporaries_of_its_own_outputs_only(workdi
     train_cnn.main()
     assert sorted(temporaries(workdir)) == sorted(others)
     assert "train_cnn: removed 4 temporary file(s) left by an interrupted run" in capsys.readouterr().out
+
+
+def test_an_interrupt_that_lands_inside_a_writes_setup_leaves_no_temporary(workdir, monkeypatch, capsys):
+    write_params(workdir, cnn=TINY_CNN)
+
+    unfinished = []  # held to the end, as the exiting stage's traceback holds it: its `finally` never runs
+
+    def interrupted_while_entering(path, **state):  # SIGTERM right after the temporary file was made,
+        unfinished.append(io.atomic_path(path))  # before `with` could arm the exit that removes it
+        unfinished[-1].__enter__()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nn, "save_checkpoint", interrupted_while_entering)
+    with pytest.raises(SystemExit) as stopped:
+        train_cnn.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.startswith("train_cnn: interrupted; no output was left half-written")
+    assert temporaries(workdir) == []
 
 
 # 4. folders that cannot be written, a disk that fills up

@@ -63,6 +63,8 @@ def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
                 _say(f"{name}: error: {e}")
                 sys.exit(1)
             except KeyboardInterrupt:
+                if writer:
+                    guard.remove_temporaries((*outputs, timing))
                 gone = ", and its parent process (dvc) is gone" if guard.orphaned() else ""
                 _say(f"{name}: interrupted{gone}; no output was left half-written, rerun `dvc repro`")
                 sys.exit(130)

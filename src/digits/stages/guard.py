@@ -131,14 +131,25 @@ def prepare_outputs(stage: str, outputs: tuple[str, ...]) -> None:
 
     Outputs ending in "/" are folders; the others are files.
     """
-    left = [tmp for out in outputs for tmp in _temporaries(out)]
-    for tmp in left:
-        tmp.unlink(missing_ok=True)
+    left = remove_temporaries(outputs)
     if left:
         print(f"{stage}: removed {len(left)} temporary file(s) left by an interrupted run: "
               f"{', '.join(map(str, left))}")
     for folder in dict.fromkeys(Path(out) if out.endswith("/") else Path(out).parent for out in outputs):
         probe(folder)
+
+
+def remove_temporaries(outputs: tuple[str, ...]) -> list[Path]:
+    """Remove the temporary files of atomic writes (and of the write probe) of `outputs`; returns them.
+
+    Also called when a stage is interrupted: a signal can raise KeyboardInterrupt at a point where
+    the `finally` of `io.atomic_path` never runs (e.g. inside `with`'s enter, after the temporary
+    file was made), so the stage sweeps its own outputs on the way out.
+    """
+    left = [tmp for out in outputs for tmp in _temporaries(out)]
+    for tmp in left:
+        tmp.unlink(missing_ok=True)
+    return left
 
 
 def _temporaries(out: str) -> list[Path]:
