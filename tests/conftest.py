@@ -38,7 +38,7 @@ if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory):
     """A copy of the working tree (tracked and untracked, not ignored) as a fresh git repo, with tiny epochs and a
-    second numpy CNN member, cnn2, added as the README says: an entry in cnn_members, its files among evaluate's
+    third numpy CNN member, cnn3, added as the README says: an entry in cnn_members, its files among evaluate's
     and submit's deps, and its name among the ensemble's members and the submissions.  Returns (folder, env):
     env has a HOME of its own without Kaggle credentials, so data.source auto runs the bundled sample."""
     require(shutil.which("git") is not None and (BIN / "dvc").exists(), "git or dvc beside this python")
@@ -46,13 +46,14 @@ def repo(tmp_path_factory):
     params = yaml.safe_load((copy / "params.yaml").read_text())
     params["cnn"]["epochs"] = 2
     params["resnet"]["profiles"]["cpu"]["epochs"] = 1
-    params["cnn_members"]["cnn2"] = {"seed": 1}
-    params["evaluate"]["ensemble"]["members"].insert(1, "cnn2")
-    params["submit"]["models"].insert(1, "cnn2")
+    params["cnn_members"]["cnn2"]["epochs"] = 2
+    params["cnn_members"]["cnn3"] = {"seed": 1}
+    params["evaluate"]["ensemble"]["members"].insert(2, "cnn3")
+    params["submit"]["models"].insert(2, "cnn3")
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     pipeline = yaml.safe_load((copy / "dvc.yaml").read_text())
-    pipeline["stages"]["evaluate"]["deps"] += ["predictions/cnn2.npz", "metrics/time/train_cnn2.json"]
-    pipeline["stages"]["submit"]["deps"] += ["predictions/cnn2.npz"]
+    pipeline["stages"]["evaluate"]["deps"] += ["predictions/cnn3.npz", "metrics/time/train_cnn3.json"]
+    pipeline["stages"]["submit"]["deps"] += ["predictions/cnn3.npz"]
     (copy / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     shutil.rmtree(copy / "metrics" / "time")  # committed timings of an earlier run: each stage must write its own
     subprocess.run(["git", "commit", "-qam", "tiny epochs"], cwd=copy, check=True)

@@ -17,7 +17,8 @@ from repo_copy import BIN, long_training, run, sample_env
 def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     copy, _ = repo
     for stage, timing in (("download", "download"), ("split", "split"), ("train_cnn@cnn", "train_cnn"),
-                          ("train_cnn@cnn2", "train_cnn2"), ("train_knn", "train_knn"),
+                          ("train_cnn@cnn2", "train_cnn2"), ("train_cnn@cnn3", "train_cnn3"),
+                          ("train_knn", "train_knn"),
                           ("train_resnet", "train_resnet"), ("evaluate", "evaluate"), ("submit", "submit")):
         assert f"Running stage '{stage}'" in reproduced
         assert json.loads((copy / "metrics" / "time" / f"{timing}.json").read_text())["seconds"] > 0
@@ -28,8 +29,8 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     assert environment["numpy"] == np.__version__ and len(environment["git_commit"]) >= 40
     solution = read_labels(copy / "data" / "raw" / "solution.csv", n_rows=n_test)  # the sample knows its labels
     results = json.loads((copy / "metrics" / "evaluate.json").read_text())
-    assert set(results) == {"cnn", "cnn2", "knn", "resnet", "ensemble"}
-    for model in ("cnn", "cnn2", "knn", "resnet", "ensemble"):
+    assert set(results) == {"cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble"}
+    for model in ("cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble"):
         labels = read_labels(copy / "submissions" / f"{model}.csv", n_rows=n_test)
         with np.load(copy / "predictions" / f"{model}.npz") as predictions:
             np.testing.assert_array_equal(labels, predictions["test"].argmax(axis=1))  # the submission is the model's
@@ -112,8 +113,8 @@ def test_dvc_metrics_show_a_few_figures_per_model(repo, reproduced):
     copy, env = repo
     shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env))
     files = shown[""]["data"]
-    assert set(files) == {*(f"metrics/scores/{m}.json" for m in ("cnn", "cnn2", "knn", "resnet", "ensemble")),
-                          *(f"metrics/time/train_{m}.json" for m in ("cnn", "cnn2", "knn", "resnet")), "metrics/kaggle.json"}
+    assert set(files) == {*(f"metrics/scores/{m}.json" for m in ("cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble")),
+                          *(f"metrics/time/train_{m}.json" for m in ("cnn", "cnn2", "cnn3", "knn", "resnet")), "metrics/kaggle.json"}
     assert set(files["metrics/scores/ensemble.json"]["data"]) == {"val_accuracy", "val_log_loss", "test_accuracy"}
     table = run([str(BIN / "dvc"), "metrics", "show"], copy, env).splitlines()
     assert len(table) <= 12 and max(map(len, table)) <= 100  # one screen
@@ -123,7 +124,7 @@ def test_digits_results_prints_one_line_per_model(repo, reproduced):
     copy, env = repo
     lines = run([str(BIN / "digits"), "results"], copy / "src", env).splitlines()
     assert lines[0].split()[:3] == ["model", "val", "accuracy"]
-    assert [line.split()[0] for line in lines[1:]] == ["cnn", "cnn2", "knn", "resnet", "ensemble"]
+    assert [line.split()[0] for line in lines[1:]] == ["cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble"]
 
 
 def test_a_teammate_gets_the_trained_results_through_a_remote_without_training(own_copy, tmp_path):
