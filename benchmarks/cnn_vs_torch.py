@@ -1,12 +1,12 @@
 """Speed of the numpy CNN against the same network in torch, on this machine's CPU cores.
 
     python benchmarks/cnn_vs_torch.py [--repeats 3] [--cores N] [--params params.yaml]
-    python benchmarks/cnn_vs_torch.py --profile [--cores N]
+    python benchmarks/cnn_vs_torch.py --profile [--member NAME] [--cores N]
 
-Two networks: the seed network (LeNet-5 variant: Conv 24@5x5, ReLU, MaxPool 2, Conv 60@5x5,
-ReLU, MaxPool 2, Linear 240, Dropout, ReLU, Linear 84, Dropout, ReLU, Linear 10) and the one
-that `cnn.layers` in params.yaml declares, read when the script starts (so it follows the
-defaults).  The torch twin of each is made from the layers ``digits.nn.build`` makes of the spec,
+The seed network (LeNet-5 variant: Conv 24@5x5, ReLU, MaxPool 2, Conv 60@5x5, ReLU, MaxPool 2,
+Linear 240, Dropout, ReLU, Linear 84, Dropout, ReLU, Linear 10) and the network of each numpy CNN
+member that params.yaml's `cnn_members` lists (the `cnn` section with the member's overrides),
+read when the script starts, so it measures what the pipeline trains.  The torch twin of each is made from the layers ``digits.nn.build`` makes of the spec,
 with the same sizes and options (input channels and features as build inferred them) and the
 same initial weights, copied over, which also checks that every parameter has the same shape.
 
@@ -26,7 +26,8 @@ on the machine slows both sides, and not equally (threads that spin while they w
 lose most when the cores are shared), so compare figures taken at a low load.
 ``--cores N`` pins both children to the first N cores this process may use.
 
-``--profile`` measures nothing in torch: it trains the params.yaml network in numpy for a few
+``--profile`` measures nothing in torch: it trains one member's network (``--member``, default the
+first) in numpy for a few
 steps (no augmentation, as above) and prints where one training step's time goes, layer by
 layer (forward and backward), then the functions that take most of it (cProfile, which sees
 the calling thread only: work handed to the network's thread pool shows there as waiting; with
@@ -191,15 +192,18 @@ def describe(spec):
                     for name, args in layer_items(spec))
 
 
-def benchmark(p, repeats, cores):
-    """Print each network's train and predict times, per side and as numpy / torch, in both environments."""
-    networks = {"seed LeNet": {**p, "layers": SEED_SPEC}, "params.yaml cnn.layers": p}
+def benchmark(members, repeats, cores):
+    """Print each network's train and predict times, per side and as numpy / torch, in both environments;
+    `members` maps each numpy CNN member's name to its cnn settings."""
+    first = next(iter(members.values()))
+    networks = {"seed LeNet": {**first, "layers": SEED_SPEC}, **{f"cnn_members.{name}": settings
+                                                                 for name, settings in members.items()}}
     print(f"{cores} cores; load average {load_average()} (1, 5, 15 min)")
-    print(f"one training epoch: {TRAIN:,} images, {-(-TRAIN // BATCH)} steps of batch {BATCH}, {p['dtype']},"
-          f" {p['optimizer']} lr {p['lr']} weight decay {p['weight_decay']}, label smoothing {p['label_smoothing']},"
-          f" no schedule or augmentation; inference: {TEST:,} images, batches of {PREDICT_BATCH}")
-    for network, settings in networks.items():
-        print(f"{network}: {describe(settings['layers'])}")
+    print(f"one training epoch: {TRAIN:,} images, {-(-TRAIN // BATCH)} steps of batch {BATCH}, no schedule or"
+          f" augmentation; inference: {TEST:,} images, batches of {PREDICT_BATCH}")
+    for network, p in networks.items():
+        print(f"{network}: {describe(p['layers'])}; {p['dtype']}, {p['optimizer']} lr {p['lr']}"
+              f" weight decay {p['weight_decay']}, label smoothing {p['label_smoothing']}")
     unset = {key: value for key, value in os.environ.items() if key not in OPENBLAS_KEYS}
     as_set = ", ".join(f"{key}={os.environ[key]}" for key in OPENBLAS_KEYS if key in os.environ) or "none set"
     for label, env in [(f"environment as is ({as_set})", dict(os.environ)),
@@ -224,8 +228,9 @@ def benchmark(p, repeats, cores):
     print(f"\nload average after: {load_average()}")
 
 
-def profile(p, cores):
-    """Print where a numpy training step of network ``p`` spends its time: per layer, then per function."""
+def profile(name, p, cores):
+    """Print where a numpy training step of member `name`'s network (cnn settings ``p``) spends its time:
+    per layer, then per function."""
     from digits import nn
 
     x, y, _ = data(p["dtype"])
@@ -260,7 +265,7 @@ def profile(p, cores):
     ms = {key: 1000 * value / PROFILE_STEPS for key, value in seconds.items()}
     step = 1000 * (time.perf_counter() - start) / PROFILE_STEPS
 
-    print(f"numpy training step of params.yaml cnn.layers: batch {BATCH}, {p['dtype']}, {p['optimizer']},"
+    print(f"numpy training step of the network of cnn_members.{name}: batch {BATCH}, {p['dtype']}, {p['optimizer']},"
           f" {cores} cores; mean of {PROFILE_STEPS} steps; load average {load_average()}")
     print(f"  {'layer':<28} {'output':>10} {'forward':>10} {'backward':>10} {'share':>6}")
     shape = INPUT_SHAPE
@@ -295,8 +300,9 @@ def main():
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml",
                         help="the params.yaml whose cnn section is measured; default: the project's")
     parser.add_argument("--profile", action="store_true",
-                        help="instead of the comparison, where a numpy training step of the params.yaml network"
+                        help="instead of the comparison, where a numpy training step of one member's network"
                              " spends its time")
+    parser.add_argument("--member", help="with --profile: the cnn_members entry to profile; default: the first")
     parser.add_argument("--child", choices=["numpy", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cnn", help=argparse.SUPPRESS)  # a child's cnn settings, as JSON
     args = parser.parse_args()
@@ -313,14 +319,18 @@ def main():
     from digits.errors import DigitsError
 
     try:
-        p = params.load(args.params).document["cnn"]
-        numpy_network(p)  # a bad layer spec is refused here, not in every child
+        settings = params.load(args.params)
+        names = [args.member] if args.member else list(settings.cnn_members)
+        members = {name: settings.cnn_member(name).model_dump() for name in names}
+        for p in members.values():
+            numpy_network(p)  # a bad layer spec is refused here, not in every child
     except DigitsError as err:
         parser.error(str(err))
     if args.profile:
-        profile(p, cores)
+        name = names[0]
+        profile(name, members[name], cores)
     else:
-        benchmark(p, args.repeats, cores)
+        benchmark(members, args.repeats, cores)
 
 
 if __name__ == "__main__":
