@@ -190,8 +190,8 @@ def probabilities(n: int, seed: int) -> np.ndarray:
 ], ids=["NaN", "times -5", "half", "float64", "9 classes"])
 def test_evaluate_and_submit_refuse_bad_probabilities_naming_the_file(workdir, capsys, spoil, problem):
     shutil.copy(ROOT / "dvc.yaml", workdir)
-    write_params(workdir)
-    for seed, model in enumerate(("cnn", "knn", "resnet")):
+    params = write_params(workdir)
+    for seed, model in enumerate([*params["cnn_members"], "knn", "resnet"]):  # every member of the default ensemble
         save_predictions(model, probabilities(24, seed), probabilities(12, seed + 3))
     val = np.asarray(spoil(probabilities(24, 1)))
     save_npz(workdir / "predictions" / "knn.npz", val=val, test=probabilities(12, 4))

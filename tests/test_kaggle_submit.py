@@ -45,7 +45,7 @@ def test_repro_downloads_trains_uploads_and_records_the_public_score(standin, tm
     repo = copy_repo(tmp_path / "repo")
     commit = git(repo, "rev-parse", "--short", "HEAD")
     set_params(repo, **{"data.source": "kaggle", "cnn.epochs": 1, "cnn.schedule": "step",
-                        "resnet.profiles.cpu.epochs": 1,
+                        "cnn_members.cnn2.epochs": 1, "resnet.profiles.cpu.epochs": 1,
                         "submit.upload": True, "submit.wait_seconds": 30})
     env = client_env(tmp_path, standin, credentials="file")
     env.update(PATH=f"{BIN}:{env['PATH']}", PYTHONPATH=str(repo / "src"))
@@ -81,10 +81,11 @@ def predicted(tmp_path):
     (work / "metrics").mkdir()
     shutil.copy(ROOT / "params.yaml", work / "params.yaml")
     rng = np.random.default_rng(0)
-    for model in ("cnn", "knn", "resnet", "ensemble"):
+    models = yaml.safe_load((work / "params.yaml").read_text())["submit"]["models"]
+    for model in models:
         val, test = (rng.dirichlet(np.ones(10), size=n).astype(np.float32) for n in (20, 30))  # class probabilities
         np.savez(work / "predictions" / f"{model}.npz", val=val, test=test)
-    scores = {m: {"val": {"accuracy": 0.5}} for m in ("cnn", "knn", "resnet", "ensemble")}
+    scores = {m: {"val": {"accuracy": 0.5}} for m in models}
     (work / "metrics" / "evaluate.json").write_text(json.dumps(scores))
     manifest = {"source": "kaggle", "competition": "digit-recognizer", "files": {"test.csv": {"rows": 30}}}
     (work / "data" / "raw" / "source.json").write_text(json.dumps(manifest))
