@@ -1,20 +1,21 @@
 """Speed of the numpy CNN against the same network in torch, on this machine's CPU cores.
 
-    python benchmarks/cnn_vs_torch.py [--repeats 3] [--cores N] [--params params.yaml]
+    python benchmarks/cnn_vs_torch.py [--repeats 3] [--cores N] [--params params.yaml] [--member NAME]
     python benchmarks/cnn_vs_torch.py --profile [--member NAME] [--cores N]
 
 The seed network (LeNet-5 variant: Conv 24@5x5, ReLU, MaxPool 2, Conv 60@5x5, ReLU, MaxPool 2,
 Linear 240, Dropout, ReLU, Linear 84, Dropout, ReLU, Linear 10) and the network of each numpy CNN
 member that params.yaml's `cnn_members` lists (the `cnn` section with the member's overrides),
-read when the script starts, so it measures what the pipeline trains.  The torch twin of each is made from the layers ``digits.nn.build`` makes of the spec,
-with the same sizes and options (input channels and features as build inferred them) and the
+read when the script starts, so it measures what the pipeline trains (``--member NAME``: that one
+only).  The torch twin of each is made from the layers ``digits.nn.build`` makes of the spec, with
+the same sizes and options (input channels and features as build inferred them) and the
 same initial weights, copied over, which also checks that every parameter has the same shape.
 
 Each network is trained for one epoch of 33,600 images (263 steps of batch 128, the last of
 64), then predicts 28,000 images (batches of 256), once in numpy and once in torch, with the
-settings of params.yaml's `cnn` section: its dtype, label smoothing and optimizer (sgd, adam or
-adamw with its lr, weight_decay and, for sgd, momentum and nesterov; torch.optim's class of the
-same name on the torch side).  Neither side uses the stage's learning-rate schedule or
+member's settings (params.yaml's `cnn` section with its overrides): dtype, label smoothing and
+optimizer (sgd, adam or adamw with its lr, weight_decay and, for sgd, momentum and nesterov;
+torch.optim's class of the same name on the torch side).  Neither side uses the stage's learning-rate schedule or
 augmentation.  Each measurement runs in a child process of its own, so that its peak memory is
 its own, with ``torch.set_num_threads`` (and the numpy network's thread pool) at the cores that
 process may use.  Timings do not depend on pixel values, so the images are seeded uniform noise.
@@ -298,11 +299,12 @@ def main():
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)),
                         help="cores (and threads) for each side; default: all this process may use")
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[1] / "params.yaml",
-                        help="the params.yaml whose cnn section is measured; default: the project's")
+                        help="the params.yaml whose cnn_members are measured; default: the project's")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the comparison, where a numpy training step of one member's network"
                              " spends its time")
-    parser.add_argument("--member", help="with --profile: the cnn_members entry to profile; default: the first")
+    parser.add_argument("--member", help="the cnn_members entry to measure or profile; default: every member"
+                                         " (with --profile, the first)")
     parser.add_argument("--child", choices=["numpy", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--cnn", help=argparse.SUPPRESS)  # a child's cnn settings, as JSON
     args = parser.parse_args()
