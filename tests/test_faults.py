@@ -21,6 +21,7 @@ from digits import io, knn, nn, provenance, resnet
 from digits.artifacts import check_probabilities
 from digits.errors import DigitsError
 from digits.io import save_npz
+from digits.params import OTHER_MODELS
 from digits.sources import fetch
 from digits.stages import download, evaluate, split, submit, train_cnn, train_knn, train_resnet
 from digits.stages.common import save_predictions
@@ -191,7 +192,7 @@ def probabilities(n: int, seed: int) -> np.ndarray:
 def test_evaluate_and_submit_refuse_bad_probabilities_naming_the_file(workdir, capsys, spoil, problem):
     shutil.copy(ROOT / "dvc.yaml", workdir)
     params = write_params(workdir)
-    for seed, model in enumerate([*params["cnn_members"], "knn", "resnet"]):  # every member of the default ensemble
+    for seed, model in enumerate([*params["cnn_members"], *OTHER_MODELS]):  # every member of the default ensemble
         save_predictions(model, probabilities(24, seed), probabilities(12, seed + 3))
     val = np.asarray(spoil(probabilities(24, 1)))
     save_npz(workdir / "predictions" / "knn.npz", val=val, test=probabilities(12, 4))

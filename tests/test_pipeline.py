@@ -14,6 +14,9 @@ import yaml
 from digits.data import read_labels
 from repo_copy import BIN, long_training, run, sample_env
 
+MEMBERS = ("cnn", "cnn2", "cnn3", "knn", "resnet")  # the defaults' members and the fixture's cnn3, in order
+MODELS = (*MEMBERS, "ensemble")
+
 def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     copy, _ = repo
     for stage, timing in (("download", "download"), ("split", "split"), ("train_cnn@cnn", "train_cnn"),
@@ -29,8 +32,8 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     assert environment["numpy"] == np.__version__ and len(environment["git_commit"]) >= 40
     solution = read_labels(copy / "data" / "raw" / "solution.csv", n_rows=n_test)  # the sample knows its labels
     results = json.loads((copy / "metrics" / "evaluate.json").read_text())
-    assert set(results) == {"cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble"}
-    for model in ("cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble"):
+    assert set(results) == set(MODELS)
+    for model in MODELS:
         labels = read_labels(copy / "submissions" / f"{model}.csv", n_rows=n_test)
         with np.load(copy / "predictions" / f"{model}.npz") as predictions:
             np.testing.assert_array_equal(labels, predictions["test"].argmax(axis=1))  # the submission is the model's
@@ -113,8 +116,8 @@ def test_dvc_metrics_show_a_few_figures_per_model(repo, reproduced):
     copy, env = repo
     shown = json.loads(run([str(BIN / "dvc"), "metrics", "show", "--json"], copy, env))
     files = shown[""]["data"]
-    assert set(files) == {*(f"metrics/scores/{m}.json" for m in ("cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble")),
-                          *(f"metrics/time/train_{m}.json" for m in ("cnn", "cnn2", "cnn3", "knn", "resnet")), "metrics/kaggle.json"}
+    assert set(files) == {*(f"metrics/scores/{m}.json" for m in MODELS),
+                          *(f"metrics/time/train_{m}.json" for m in MEMBERS), "metrics/kaggle.json"}
     assert set(files["metrics/scores/ensemble.json"]["data"]) == {"val_accuracy", "val_log_loss", "test_accuracy"}
     table = run([str(BIN / "dvc"), "metrics", "show"], copy, env).splitlines()
     assert len(table) == 1 + len(files) and max(map(len, table)) <= 100  # a header and a line per file: one screen
@@ -124,7 +127,7 @@ def test_digits_results_prints_one_line_per_model(repo, reproduced):
     copy, env = repo
     lines = run([str(BIN / "digits"), "results"], copy / "src", env).splitlines()
     assert lines[0].split()[:3] == ["model", "val", "accuracy"]
-    assert [line.split()[0] for line in lines[1:]] == ["cnn", "cnn2", "cnn3", "knn", "resnet", "ensemble"]
+    assert [line.split()[0] for line in lines[1:]] == list(MODELS)
 
 
 def test_a_teammate_gets_the_trained_results_through_a_remote_without_training(own_copy, tmp_path):

@@ -20,7 +20,6 @@ class KNNModel:
     """Image transforms followed by a fitted KNNClassifier: uint8 images (N, 28, 28) in, digit probabilities out
     (the protocol of digits.member)."""
 
-
     def __init__(self, transforms=None, classifier=None):
         self.transforms = transforms
         self.classifier = classifier
