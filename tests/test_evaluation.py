@@ -143,10 +143,12 @@ def stage_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def write_params(ensemble_spec):
-    """The project's params.yaml with evaluate.ensemble replaced, into the current folder."""
+def write_params(ensemble_spec, refit=False):
+    """The project's params.yaml with evaluate.ensemble and split.refit replaced, into the current folder."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["evaluate"]["ensemble"] = ensemble_spec
+    params["split"]["refit"] = refit
+    params["knn"]["grid"] = None
     params["cnn_members"] = {"cnn": {}}  # the one numpy CNN stage_dir holds predictions of
     params["submit"]["models"] = ["cnn", "knn", "resnet", "ensemble"]
     with open("params.yaml", "w") as f:
@@ -284,3 +286,19 @@ def test_evaluate_records_a_few_scores_per_model_and_the_report_says_where_they_
     assert head[0].startswith("- Data: `sample` (data.source: `auto`), 120 labelled and 60 test images: the small "
                               "bundled sample")
     assert head[1].startswith("- Code: commit ") and head[2].startswith("- Params: ")
+
+
+def test_with_refit_the_scores_say_the_validation_rows_were_seen_and_nothing_is_left_out(stage_dir, capsys):
+    write_params({"members": ["cnn", "knn", "resnet"], "weights": [2, 1, 1]}, refit=True)
+    evaluate.main()
+    results = json.loads((stage_dir / "metrics/evaluate.json").read_text())
+    for model in ("cnn", "knn", "resnet", "ensemble"):  # not comparable with a held-out val_accuracy
+        assert json.loads((stage_dir / f"metrics/scores/{model}.json").read_text()) == {
+            "seen_val_accuracy": results[model]["val"]["accuracy"],
+            "seen_val_log_loss": results[model]["val"]["log_loss"], "test_accuracy": results[model]["test"]["accuracy"]}
+    assert "without" not in results["ensemble"] and results["ensemble"]["weights"] == {"cnn": 0.5, "knn": 0.25,
+                                                                                        "resnet": 0.25}
+    text = (stage_dir / "reports/report.md").read_text()
+    assert "**split.refit: every model trained on the validation rows too**" in text
+    assert "-S split.refit=false -S evaluate.ensemble.weights=fit" in text and "Leave one out" not in text
+    assert "on the validation split, seen in training (split.refit)" in capsys.readouterr().out

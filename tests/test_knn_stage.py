@@ -1,13 +1,17 @@
 """Stage `train_knn`: which k-NN settings a run uses, and that it says so."""
+import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 
 from digits import knn, params
+from digits.data import load_split
 from digits.stages import train_knn
+from digits.stages.common import load_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +48,16 @@ def test_dvc_cannot_empty_the_grid_with_braces_so_null_is_the_documented_way(tmp
     assert write_params(tmp_path, ["knn.grid={}"])["grid"]  # DVC merges {} into the grid: no change
     assert write_params(tmp_path, ["knn.grid=null"])["grid"] is None
     params.load(tmp_path / "params.yaml")
+
+
+def test_with_refit_the_settings_as_set_fit_every_labelled_row(workdir, capsys):
+    write_params(workdir, ["split.refit=true", "knn.grid=null", "knn.n_neighbors=1", "knn.transforms=[deskew]",
+                           "evaluate.ensemble.weights=[1,1,1,1]"])
+    train_knn.main()
+    assert "used n_neighbors=1 weights=distance metric=euclidean as set under knn, on all 88 labelled rows " \
+           "(split.refit)" in capsys.readouterr().out
+    assert len(knn.KNNModel.load("models/knn.npz").classifier.X_fit_) == 64 + 24  # training and validation rows
+    y_val = load_split(workdir / "data/prepared/val.npz")[1]
+    assert (load_predictions("knn")["val"].argmax(axis=1) == y_val).all()  # one neighbour: each row itself
+    assert "val_accuracy" not in json.loads(Path("metrics/knn.json").read_text())
+    assert pd.read_csv("metrics/knn_grid.csv").empty

@@ -51,3 +51,13 @@ def test_fit_save_load_predicts_what_fit_scored(name, tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
     # The same computation on the same machine: equal but for float32 rounding of other batch splits.
     np.testing.assert_allclose(cls.load(path).predict_proba(val[0]), fitted.val_proba, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cnn", *OTHERS])
+def test_fit_without_a_validation_split_scores_nothing_held_out(name):
+    train, _ = splits()
+    member, logged = family(name).load_class()(), []
+    fitted = member.fit(small_settings(name), train, None, checkpoint=None, log=lambda **figures: logged.append(figures))
+    assert fitted.val_proba is None and "split.refit" in fitted.summary and f"{len(train[1]):,} labelled" in fitted.summary
+    assert not [key for figures in [fitted.metrics, *logged] for key in figures if key.startswith("val")]
+    assert member.predict_proba(train[0][:5]).shape == (5, 10)

@@ -45,11 +45,30 @@ def test_the_shipped_params_pass():
     (lambda r: r["submit"].update(upload="yes"), r"submit\.upload: found 'yes', expected a valid boolean"),
     (lambda r: r["data"].pop("source"), r"data\.source: missing"),
     (lambda r: r.update(trian={}), r"^p\.yaml: trian: unknown key; allowed here: data, split, cnn"),
+    (lambda r: (r["split"].update(refit=True), r["knn"].update(grid=None),
+                r["evaluate"]["ensemble"].update(weights="fit")),
+     r"^p\.yaml: evaluate\.ensemble\.weights: 'fit' fits them on the validation split, which split\.refit: true trains "
+     r"every member on; give one number per member .* or set split\.refit: false$"),
+    (lambda r: (r["split"].update(refit=True), r["knn"].update(grid={"n_neighbors": [1, 3]}),
+                r["evaluate"]["ensemble"].update(weights=[1, 1, 1, 1])),
+     r"^p\.yaml: knn\.grid: a search on the validation split, which split\.refit: true trains every member on; "
+     r"set knn\.grid: null and the values a split\.refit: false run chose \(metrics/knn\.json\), "
+     r"or set split\.refit: false$"),
 ])
 def test_each_mistake_is_named_in_one_line(change, message):
     with pytest.raises(DigitsError, match=message) as err:
         params.check(broken(change), "p.yaml")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_refit_takes_fixed_weights_and_no_knn_grid_and_without_it_anything_goes(refit):
+    raw = broken(lambda r: (r["split"].update(refit=refit), r["knn"].update(grid=None),
+                            r["evaluate"]["ensemble"].update(weights=[0.2, 0.5, 0.25, 0.05])))
+    assert params.check(raw).split.refit is refit
+    if not refit:
+        params.check(broken(lambda r: (r["split"].update(refit=False), r["evaluate"]["ensemble"].update(weights="fit"),
+                                       r["knn"].update(grid={"n_neighbors": [1, 3]}))))
 
 
 def test_a_stage_refuses_bad_params_before_any_work(tmp_path):

@@ -70,22 +70,24 @@ class NumpyCNN:
     def __init__(self, network: nn.Sequential | None = None):
         self.network = network
 
-    def fit(self, settings: CNN, train: Split, val: Split, *, checkpoint: Path | None, log: EpochLog) -> Fitted:
+    def fit(self, settings: CNN, train: Split, val: Split | None, *, checkpoint: Path | None,
+            log: EpochLog) -> Fitted:
         """Train by `settings`; `log(**figures)` gets each epoch's train_loss, train_accuracy, val_loss,
-        val_accuracy and lr.
+        val_accuracy (not without a validation split: `val` None) and lr.
 
         After each epoch the whole training state goes to `checkpoint` (unless None); with `settings.resume` a run
         continues from there (its earlier epochs' figures are logged again) and ends with the weights
         an uninterrupted run reaches.
         """
         dtype = np.dtype(settings.dtype)
-        x_train, x_val = (to_float(x).astype(dtype, copy=False) for x in (train[0], val[0]))
-        (_, y_train), (_, y_val) = train, val
+        x_train, y_train = to_float(train[0]).astype(dtype, copy=False), train[1]
+        x_val, y_val = (None, None) if val is None else (to_float(val[0]).astype(dtype, copy=False), val[1])
         parts = recipe(settings, x_train.shape[1:], len(x_train))
         self.network, self.layers, self.input_shape = parts.model, settings.layers, x_train.shape[1:]
         state = {"model": parts.model, "optimizer": parts.optimizer, "schedule": parts.schedule,
                  "rng": np.random.default_rng(settings.seed),
-                 "fingerprint": fingerprint(settings.model_dump(exclude={"resume"}), x_train, y_train, x_val, y_val)}
+                 "fingerprint": fingerprint(settings.model_dump(exclude={"resume"}), x_train, y_train,
+                                            *(() if val is None else (x_val, y_val)))}
         done, history = nn.load_checkpoint(checkpoint, **state) if settings.resume else (0, [])
         if settings.resume:
             print(f"train_cnn: resuming from {checkpoint} after {done} of {settings.epochs} epochs" if done else
@@ -99,17 +101,22 @@ class NumpyCNN:
             loss, train_accuracy = nn.train_epoch(parts.model, parts.optimizer, x_train, y_train, settings.batch_size,
                                                   state["rng"], schedule=parts.schedule, augment=parts.augment,
                                                   label_smoothing=settings.label_smoothing)
-            val_proba = nn.predict_proba(parts.model, x_val)
-            history.append({"train_loss": loss, "train_accuracy": train_accuracy,
-                            "val_loss": mean_nll(y_val, val_proba), "val_accuracy": accuracy(y_val, val_proba), "lr": lr})
+            figures = {"train_loss": loss, "train_accuracy": train_accuracy}
+            if val is not None:
+                val_proba = nn.predict_proba(parts.model, x_val)
+                figures.update(val_loss=mean_nll(y_val, val_proba), val_accuracy=accuracy(y_val, val_proba))
+            history.append({**figures, "lr": lr})
             if checkpoint is not None:
                 nn.save_checkpoint(checkpoint, **state, epochs_done=epoch + 1, history=history)
             log(**history[-1])
+        last = history[-1]
+        metrics = {key: round(value, 6) for key, value in last.items() if key != "lr"}
+        if val is None:
+            return Fitted(metrics, None, f"{settings.epochs} epochs on all {len(y_train):,} labelled rows "
+                                         f"(split.refit): training accuracy {last['train_accuracy']:.4f}")
         if val_proba is None:  # every epoch was done before an interruption
             val_proba = nn.predict_proba(parts.model, x_val)
-        last = history[-1]
-        return Fitted({key: round(value, 6) for key, value in last.items() if key != "lr"}, val_proba,
-                      f"{settings.epochs} epochs: validation accuracy {last['val_accuracy']:.4f}")
+        return Fitted(metrics, val_proba, f"{settings.epochs} epochs: validation accuracy {last['val_accuracy']:.4f}")
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Probabilities float32 (N, 10) of uint8 images (N, 28, 28), in the network's dtype."""

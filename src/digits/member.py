@@ -8,8 +8,9 @@ A family is a class with
     load(path)        a classmethod: the model `save` wrote, ready to predict
 
 `settings` is the family's section of params.yaml, typed and checked by `digits.params`; `train`
-and `val` are (uint8 images (N, 28, 28), labels (N,)) pairs. `digits.stages.training.train_member`
-runs the protocol and writes what every member writes.
+and `val` are (uint8 images (N, 28, 28), labels (N,)) pairs. With `split.refit`, `train` holds every
+labelled row and `val` is None: nothing is scored or chosen on held-out rows during that fit.
+`digits.stages.training.train_member` runs the protocol and writes what every member writes.
 """
 from __future__ import annotations
 
@@ -26,15 +27,17 @@ EpochLog = Optional[Callable[..., None]]  # log(**figures) once per epoch (train
 @dataclass(frozen=True)
 class Fitted:
     """What `fit` hands the stage: the figures for metrics/<name>.json, the fitted model's validation
-    probabilities (Nv, 10) as `predict_proba` gives them (saved as float32), and one line for the log."""
+    probabilities (Nv, 10) as `predict_proba` gives them (saved as float32; None when fitted without a
+    validation split), and one line for the log."""
 
     metrics: dict[str, Any]
-    val_proba: np.ndarray
+    val_proba: Optional[np.ndarray]
     summary: str
 
 
 class Member(Protocol):
-    def fit(self, settings: Any, train: Split, val: Split, *, checkpoint: Path | None, log: EpochLog) -> Fitted: ...
+    def fit(self, settings: Any, train: Split, val: Optional[Split], *, checkpoint: Path | None,
+            log: EpochLog) -> Fitted: ...
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
 

@@ -38,6 +38,7 @@ class Data(_Section):
 class Split(_Section):
     seed: Seed
     val_fraction: Annotated[float, Field(gt=0, lt=1)]
+    refit: bool  # true: every member trains on the training and validation rows together
 
 
 class CNN(_Section):
@@ -184,11 +185,26 @@ def check(raw: dict, name: str = "params.yaml") -> Params:
             raise DigitsError(f"{name}: evaluate.ensemble.weights: found {len(weights)} numbers, expected one per "
                               f"member ({len(members)}) or 'fit'")
         check_weights(weights, len(members), f"{name}: evaluate.ensemble")
+    _check_refit(params, name)
     submit = params.submit
     if submit.upload and submit.model not in submit.models:
         raise DigitsError(f"{name}: submit.model is {submit.model!r}, expected one of submit.models {submit.models}")
     params._document = raw
     return params
+
+
+def _check_refit(params: Params, name: str) -> None:
+    """Refuse settings chosen on the validation split when split.refit trains every member on it."""
+    if not params.split.refit:
+        return
+    why = "which split.refit: true trains every member on"
+    if params.evaluate.ensemble.weights == "fit":
+        raise DigitsError(f"{name}: evaluate.ensemble.weights: 'fit' fits them on the validation split, {why}; give "
+                          "one number per member (a split.refit: false run writes its fitted ones to "
+                          "metrics/evaluate.json) or set split.refit: false")
+    if params.knn.grid:
+        raise DigitsError(f"{name}: knn.grid: a search on the validation split, {why}; set knn.grid: null and "
+                          "the values a split.refit: false run chose (metrics/knn.json), or set split.refit: false")
 
 
 def _check_member(member: str, cnn: dict, overrides: dict, name: str) -> None:

@@ -21,14 +21,15 @@ def _leave_one_out(ensemble: dict, weights_fitted: bool) -> list[str]:
 
 
 def render(results: dict[str, dict], per_class: dict[str, dict], curves: list[str], weights_fitted: bool,
-           origin: list[str] = ()) -> str:
+           origin: list[str] = (), refit: bool = False) -> str:
     """Markdown report; no wall-clock times, so identical runs give identical reports (timings: metrics/time/).
 
     results: evaluate.json's content, {model: {"val": scores, "test": {"accuracy"}}} with
     {"weights": {member: weight}, "without": {member: validation accuracy without it}} under
     "ensemble"; per_class: {model: {digit: {"f1", ...}}}; curves: the models that have
     `figures/<model>_curves.png`; weights_fitted: whether the ensemble's weights were fitted
-    on the validation split; origin: lines saying which data, commit and params the run came from.
+    on the validation split; origin: lines saying which data, commit and params the run came from;
+    refit: whether every model trained on the validation rows too (split.refit).
     """
     has_test = any("test" in r for r in results.values())
     head = ["model", "val accuracy", "val precision", "val recall", "val F1", "val log-loss"]
@@ -45,6 +46,9 @@ def render(results: dict[str, dict], per_class: dict[str, dict], curves: list[st
     lines = ["# Evaluation report", "", *(f"- {line}" for line in origin), *([""] if origin else []),
              "Scores on the validation split: macro averages over the ten digits, log-loss of the probabilities"
              + ("; accuracy on the test split, whose labels are known." if has_test else "."), "",
+             *(["**split.refit: every model trained on the validation rows too**, so its validation scores measure "
+                "how well it fits rows it has seen, not how it does on new digits; `dvc exp run -S split.refit=false "
+                "-S evaluate.ensemble.weights=fit` gives held-out scores.", ""] if refit else []),
              *_table(head, rows), "",
              "Ensemble: " + ", ".join(f"{m} × {w:g}" for m, w in weights.items()) + f" (weights {how}).", "",
              *_leave_one_out(results["ensemble"], weights_fitted),

@@ -8,7 +8,8 @@ import pandas as pd
 from digits.errors import DigitsError
 
 SCORE = re.compile(r"^metrics/scores/(?P<model>[^/]+)\.json:(?P<key>\w+)$")
-COLUMNS = {"val_accuracy": "val accuracy", "val_log_loss": "val log-loss", "test_accuracy": "test accuracy",
+COLUMNS = {"val_accuracy": "val accuracy", "val_log_loss": "val log-loss",
+           "seen_val_accuracy": "val accuracy (seen, refit)", "test_accuracy": "test accuracy",
            "public_score": "public score", "seconds": "training (s)"}
 
 

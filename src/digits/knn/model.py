@@ -26,8 +26,16 @@ class KNNModel:
 
     def fit(self, settings: KNN, train, val, *, checkpoint=None, log=None) -> Fitted:
         """Search `settings.grid` on the validation split (see `grid_search`), then fit the best settings on
-        `train`; the grid's rows stay in `grid_` (no checkpoint, no epochs: `checkpoint` and `log` are unused)."""
+        `train`; the grid's rows stay in `grid_` (no checkpoint, no epochs: `checkpoint` and `log` are unused).
+        Without a validation split (`val` None, split.refit) the settings are used as set (params.yaml
+        refuses a grid then) and `grid_` is empty."""
         fixed, grid = settings.model_dump(exclude={"grid"}), settings.grid or {}
+        if val is None:
+            self.grid_ = []
+            self.fit_with(*train, fixed)
+            used = " ".join(f"{key}={fixed[key]}" for key in ("n_neighbors", "weights", "metric"))
+            return Fitted({key: fixed[key] for key in ("n_neighbors", "weights", "metric")}, None,
+                          f"used {used} as set under knn, on all {len(train[1]):,} labelled rows (split.refit)")
         if grid:
             print(f"train_knn: knn.grid searches {', '.join(grid)} on the validation split, so the values set under "
                   f"knn for them ({', '.join(f'{k}={v}' for k, v in overridden(fixed, grid).items())}) are not used; "

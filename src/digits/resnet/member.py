@@ -25,10 +25,11 @@ class ResNet:
         self.network, self.arch, self.stem = network, arch, stem
         self.tta, self.device, self.bf16 = tta, torch.device(device), bf16
 
-    def fit(self, settings: Settings, train_split: Split, val: Split, *, checkpoint: Path | None,
+    def fit(self, settings: Settings, train_split: Split, val: Split | None, *, checkpoint: Path | None,
             log: EpochLog) -> Fitted | None:
         """Train the profile `settings.profile` names, seeded by `settings.seed`, from `settings.weights`;
-        `log(**figures)` gets each epoch's train_loss, train_accuracy, val_accuracy and lr.
+        `log(**figures)` gets each epoch's train_loss, train_accuracy, val_accuracy (not without a validation
+        split: `val` None) and lr.
 
         Under torchrun every process trains its shard; only rank 0 scores, logs and gets a Fitted,
         the others None.
@@ -45,6 +46,11 @@ class ResNet:
         if rank != 0:
             return None
         last = {key: value for key, value in scorer.history[-1].items() if key != "lr"}
+        trained = f"{profile.arch} ({profile.stem} stem) on {device}, {profile.epochs} epochs"
+        if val is None:
+            return Fitted({key: round(value, 6) for key, value in last.items()}, None,
+                          f"{trained} on all {len(train_split[1]):,} labelled rows (split.refit): "
+                          f"training accuracy {last['train_accuracy']:.4f}")
         val_proba = scorer.val_proba
         if settings.tta or val_proba is None:  # not scored yet when every epoch was done before resuming
             val_proba = self.predict_proba(val[0])
@@ -52,8 +58,7 @@ class ResNet:
             last["val_accuracy_tta"] = accuracy(val[1], val_proba)
         tta = f", {last['val_accuracy_tta']:.4f} with test-time shifts" if settings.tta else ""
         return Fitted({key: round(value, 6) for key, value in last.items()}, val_proba,
-                      f"{profile.arch} ({profile.stem} stem) on {device}, {profile.epochs} epochs: "
-                      f"validation accuracy {last['val_accuracy']:.4f}{tta}")
+                      f"{trained}: validation accuracy {last['val_accuracy']:.4f}{tta}")
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Probabilities float32 (N, 10) of uint8 images (N, 28, 28); with `tta`, the mean over each image and
@@ -72,19 +77,20 @@ class ResNet:
 
 
 class _Scorer:
-    """What training hands each epoch's figures to: the validation split is scored by `model` without
-    test-time shifts, the figures logged and kept (with those of epochs done before a resume)."""
+    """What training hands each epoch's figures to: the validation split (unless None) is scored by `model`
+    without test-time shifts, the figures logged and kept (with those of epochs done before a resume)."""
 
-    def __init__(self, model: ResNet, val: Split, log: EpochLog):
+    def __init__(self, model: ResNet, val: Split | None, log: EpochLog):
         self.model, self.val, self.log = model, val, log or (lambda **figures: None)
         self.history: list[dict] = []
         self.val_proba = None
 
     def epoch(self, epoch: int, loss: float, train_accuracy: float, lr: float) -> dict:
-        model = self.model
-        self.val_proba = inference.predict_proba(model.network, self.val[0], device=model.device, bf16=model.bf16)
-        figures = {"train_loss": loss, "train_accuracy": train_accuracy,
-                   "val_accuracy": accuracy(self.val[1], self.val_proba), "lr": lr}
+        model, figures = self.model, {"train_loss": loss, "train_accuracy": train_accuracy}
+        if self.val is not None:
+            self.val_proba = inference.predict_proba(model.network, self.val[0], device=model.device, bf16=model.bf16)
+            figures["val_accuracy"] = accuracy(self.val[1], self.val_proba)
+        figures["lr"] = lr
         self.replay([figures])
         return figures
 

@@ -22,8 +22,9 @@ def member_stage(member: str):
     def body(params: Params) -> None:
         settings = params.cnn_member(member)
         with epoch_log(member) as log:
-            train_member(member, NumpyCNN(), settings, checkpoint=CHECKPOINTS / f"{member}.npz", log=log)
-    return stage(f"train_{member}", ("cnn", f"cnn_members.{member}"), outputs)(body)
+            train_member(member, NumpyCNN(), settings, refit=params.split.refit,
+                         checkpoint=CHECKPOINTS / f"{member}.npz", log=log)
+    return stage(f"train_{member}", ("split.refit", "cnn", f"cnn_members.{member}"), outputs)(body)
 
 
 if __name__ == "__main__":

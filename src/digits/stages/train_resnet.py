@@ -12,13 +12,14 @@ from digits.stages.training import train_member
 from digits.stages.epochs import epoch_log
 
 
-@stage("train_resnet", tuple(f"resnet.{key}" for key in ("profile", "profiles", "device", "weights", "seed",
-                                                         "resume", "tta")),
+@stage("train_resnet", ("split.refit", *(f"resnet.{key}" for key in ("profile", "profiles", "device", "weights",
+                                                                       "seed", "resume", "tta"))),
        ("models/resnet.pt", "predictions/resnet.npz", "dvclive/resnet/", "reports/figures/resnet_curves.png",
         "metrics/resnet.json", "checkpoints/resnet.pt"))
 def main(params: Params) -> None:
     with epoch_log("resnet") if is_writer() else nullcontext() as log:
-        train_member("resnet", ResNet(), params.resnet, checkpoint=CHECKPOINTS / "resnet.pt", log=log)
+        train_member("resnet", ResNet(), params.resnet, refit=params.split.refit, checkpoint=CHECKPOINTS / "resnet.pt",
+                     log=log)
 
 
 if __name__ == "__main__":
