@@ -49,6 +49,7 @@ def repo(tmp_path_factory):
     params["cnn_members"]["cnn2"]["epochs"] = 2
     params["cnn_members"]["cnn3"] = {"seed": 1}
     params["evaluate"]["ensemble"]["members"].insert(2, "cnn3")
+    params["evaluate"]["ensemble"]["weights"].insert(2, 0.1)
     params["submit"]["models"].insert(2, "cnn3")
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     pipeline = yaml.safe_load((copy / "dvc.yaml").read_text())

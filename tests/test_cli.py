@@ -37,6 +37,7 @@ def project(tmp_path_factory):
     x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=0)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["evaluate"]["ensemble"] = {"members": ["cnn", "knn"], "weights": "fit"}
+    params["split"]["refit"] = False  # weights fitted on the validation split
     params["cnn_members"] = {"cnn": {}}
     params["submit"]["models"] = ["cnn", "knn", "resnet", "ensemble"]
     with pytest.MonkeyPatch.context() as mp:

@@ -24,19 +24,18 @@ def write_params(folder, overrides):
 
 
 def test_with_the_grid_off_the_value_set_under_knn_is_used(workdir, capsys):
-    found = write_params(workdir, ["knn.grid=null", "knn.n_neighbors=3", "knn.transforms=[deskew]"])
+    found = write_params(workdir, ["split.refit=false", "knn.grid=null", "knn.n_neighbors=3", "knn.weights=distance",
+                                   "knn.transforms=[deskew]"])
     assert found["grid"] is None
     train_knn.main()
     out = capsys.readouterr().out
-    assert "train_knn: used n_neighbors=3 weights=distance metric=euclidean as set under knn" in out
+    assert "train_knn: used n_neighbors=3 weights=distance metric=euclidean as set under knn (knn.grid is null" in out
     assert knn.KNNModel.load("models/knn.npz").classifier.n_neighbors == 3
 
 
 def test_a_value_the_grid_replaces_is_named_with_the_way_to_keep_it(workdir, capsys):
-    write_params(workdir, ["knn.n_neighbors=3", "knn.transforms=[deskew]", "~knn.grid.weights"])
-    changed = yaml.safe_load((workdir / "params.yaml").read_text())
-    changed["knn"]["grid"] = {"n_neighbors": [1, 2]}
-    (workdir / "params.yaml").write_text(yaml.safe_dump(changed))
+    write_params(workdir, ["split.refit=false", "knn.n_neighbors=3", "knn.transforms=[deskew]",
+                           "knn.grid={n_neighbors: [1, 2]}"])
     train_knn.main()
     out = capsys.readouterr().out
     assert "the values set under knn for them (n_neighbors=3) are not used" in out
@@ -45,8 +44,9 @@ def test_a_value_the_grid_replaces_is_named_with_the_way_to_keep_it(workdir, cap
 
 
 def test_dvc_cannot_empty_the_grid_with_braces_so_null_is_the_documented_way(tmp_path):
-    assert write_params(tmp_path, ["knn.grid={}"])["grid"]  # DVC merges {} into the grid: no change
-    assert write_params(tmp_path, ["knn.grid=null"])["grid"] is None
+    searched = ["split.refit=false", "knn.grid={n_neighbors: [1, 3]}"]
+    assert write_params(tmp_path, [*searched, "knn.grid={}"])["grid"]  # DVC merges {} into the grid: no change
+    assert write_params(tmp_path, [*searched, "knn.grid=null"])["grid"] is None
     params.load(tmp_path / "params.yaml")
 
 
@@ -54,7 +54,7 @@ def test_with_refit_the_settings_as_set_fit_every_labelled_row(workdir, capsys):
     write_params(workdir, ["split.refit=true", "knn.grid=null", "knn.n_neighbors=1", "knn.transforms=[deskew]",
                            "evaluate.ensemble.weights=[1,1,1,1]"])
     train_knn.main()
-    assert "used n_neighbors=1 weights=distance metric=euclidean as set under knn, on all 88 labelled rows " \
+    assert "used n_neighbors=1 weights=uniform metric=euclidean as set under knn, on all 88 labelled rows " \
            "(split.refit)" in capsys.readouterr().out
     assert len(knn.KNNModel.load("models/knn.npz").classifier.X_fit_) == 64 + 24  # training and validation rows
     y_val = load_split(workdir / "data/prepared/val.npz")[1]

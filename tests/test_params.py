@@ -90,7 +90,7 @@ def test_invalid_yaml_is_named(tmp_path):
     (lambda r: r["cnn"].update(epoch=3), r"cnn\.epoch: unknown key"),
     (lambda r: r["cnn"]["layers"].append("softmax"), r"cnn\.layers: .*softmax"),
     (lambda r: r["knn"].update(transforms=["sharpen"]), r"knn\.transforms: .*sharpen"),
-    (lambda r: r["knn"]["grid"].update(k=[1]), r"knn\.grid: unknown key 'k'"),
+    (lambda r: (r["split"].update(refit=False), r["knn"].update(grid={"k": [1]})), r"knn\.grid: unknown key 'k'"),
     (lambda r: r["evaluate"]["ensemble"].update(members=["cnn", "cnn"]), r"evaluate\.ensemble\.members: found \[.cnn., .cnn.\], expected distinct names"),
 ])
 def test_the_check_stage_refuses_what_a_later_stage_would_and_writes_nothing(tmp_path, monkeypatch, capsys,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from digits.data import read_labels
+from digits.data import load_split, read_labels
+from digits.knn import KNNModel
 from repo_copy import BIN, long_training, run, sample_env
 
 MEMBERS = ("cnn", "cnn2", "cnn3", "knn", "resnet")  # the defaults' members and the fixture's cnn3, in order
@@ -39,12 +40,16 @@ def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
             np.testing.assert_array_equal(labels, predictions["test"].argmax(axis=1))  # the submission is the model's
         assert results[model]["test"]["accuracy"] == pytest.approx((labels == solution).mean(), abs=1e-6)
     assert results["knn"]["val"]["accuracy"] > 0.9  # the sample is easy for k-NN; a broken pipeline scores ~0.1
+    labelled = sum(len(load_split(copy / "data" / "prepared" / f"{split}.npz")[1]) for split in ("train", "val"))
+    assert len(KNNModel.load(copy / "models" / "knn.npz").classifier.X_fit_) == labelled  # split.refit: every row
+    assert "without" not in results["ensemble"]  # no leave-one-out on rows the members trained on
     report = (copy / "reports" / "report.md").read_text()
     assert report.splitlines()[2].startswith("- Data: `sample` (data.source: `auto`), ")
     assert "| ensemble |" in report
     for figure in ("cnn_curves.png", "resnet_curves.png", "confusion/cnn.png", "confusion/ensemble.png"):
         assert (copy / "reports" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
-    assert (copy / "dvclive" / "cnn" / "plots" / "metrics" / "val_accuracy.tsv").is_file()
+    curves = copy / "dvclive" / "cnn" / "plots" / "metrics"  # split.refit: validation rows are trained on, not scored
+    assert (curves / "train_accuracy.tsv").is_file() and not (curves / "val_accuracy.tsv").exists()
 
 
 def output_hashes(copy):
@@ -118,7 +123,8 @@ def test_dvc_metrics_show_a_few_figures_per_model(repo, reproduced):
     files = shown[""]["data"]
     assert set(files) == {*(f"metrics/scores/{m}.json" for m in MODELS),
                           *(f"metrics/time/train_{m}.json" for m in MEMBERS), "metrics/kaggle.json"}
-    assert set(files["metrics/scores/ensemble.json"]["data"]) == {"val_accuracy", "val_log_loss", "test_accuracy"}
+    assert set(files["metrics/scores/ensemble.json"]["data"]) == {"seen_val_accuracy", "seen_val_log_loss",
+                                                                   "test_accuracy"}
     table = run([str(BIN / "dvc"), "metrics", "show"], copy, env).splitlines()
     assert len(table) == 1 + len(files) and max(map(len, table)) <= 100  # a header and a line per file: one screen
 

@@ -21,9 +21,11 @@ OUTPUTS = ("models/resnet.pt", "predictions/resnet.npz", "metrics/resnet.json",
            "dvclive/resnet/plots/metrics/val_accuracy.tsv", "dvclive/resnet/plots/metrics/train_loss.tsv")
 
 
-def run(workdir, **changes):
-    """Run the stage with the project's params.yaml, on the CPU, its cpu profile replaced by PROFILE."""
+def run(workdir, refit=False, **changes):
+    """Run the stage with the project's params.yaml, on the CPU, its cpu profile replaced by PROFILE and
+    split.refit set to `refit`."""
     params = yaml.safe_load(PARAMS.read_text())
+    params["split"]["refit"] = refit
     params["resnet"].update(profile="cpu", device="cpu", weights="none", **changes)
     params["resnet"]["profiles"]["cpu"] = PROFILE
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))

@@ -24,10 +24,12 @@ SETTINGS = {
 }
 
 
-def run(workdir, **changes):
-    """Run the stage with the project's params.yaml, its cnn section replaced by SETTINGS and ``changes``."""
+def run(workdir, refit=False, **changes):
+    """Run the stage with the project's params.yaml, its cnn section replaced by SETTINGS and ``changes``,
+    split.refit set to `refit`."""
     params = yaml.safe_load(PARAMS.read_text())
     params["cnn"] = {**SETTINGS, **changes}
+    params["split"]["refit"] = refit
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     train_cnn.main()
 
@@ -49,6 +51,16 @@ def test_writes_model_predictions_metrics_and_curves(workdir):
     assert len(lrs) == 2 and lrs[0] == pytest.approx(0.003 / 25) and lrs[1] > lrs[0]  # one-cycle warm-up, per epoch
     assert (curves / "val_loss.tsv").is_file()
     assert (workdir / "reports" / "figures" / "cnn_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_with_refit_it_trains_on_the_validation_rows_too_and_scores_no_held_out_rows(workdir, capsys):
+    run(workdir, refit=True)
+    assert "2 epochs on all 88 labelled rows (split.refit)" in capsys.readouterr().out  # 64 training, 24 validation
+    assert set(json.loads((workdir / "metrics" / "cnn.json").read_text())) == {"train_loss", "train_accuracy"}
+    curves = workdir / "dvclive" / "cnn" / "plots" / "metrics"
+    assert (curves / "train_loss.tsv").is_file() and not list(curves.glob("val_*"))
+    with np.load(workdir / "predictions" / "cnn.npz") as predictions:
+        assert predictions["val"].shape == (24, 10) and predictions["test"].shape == (12, 10)
 
 
 def test_same_settings_give_identical_files(workdir):
@@ -161,6 +173,7 @@ def test_each_member_trains_the_shared_network_with_its_own_overrides(workdir, c
     params["cnn"] = {**SETTINGS, "epochs": 1}
     params["cnn_members"] = {"cnn": {}, "wide": {"seed": 1, "epochs": 2}}
     params["evaluate"]["ensemble"]["members"] = params["submit"]["models"] = ["cnn", "wide"]
+    params["evaluate"]["ensemble"]["weights"] = [1, 1]
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     train_cnn.main(["wide"])
     assert "train_wide: 2 epochs" in capsys.readouterr().out
