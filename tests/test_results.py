@@ -23,3 +23,13 @@ def test_the_table_has_one_line_per_model_and_experiment():
         ["workspace", "cnn"], ["workspace", "cnn_wide"], ["workspace", "ensemble"],
         ["cnn-3-epochs", "cnn"], ["cnn-3-epochs", "cnn_wide"], ["cnn-3-epochs", "ensemble"]]
     assert lines[1].split()[-2:] == ["—", "217"] and lines[4].split()[-2:] == ["0.9957", "217"]
+
+
+def test_a_refit_run_shows_its_seen_scores_and_not_the_held_out_columns_it_lacks():
+    refit = {"Experiment": None, "rev": "workspace", "submit.model": "ensemble",
+             "metrics/scores/cnn.json:seen_val_accuracy": 1.0, "metrics/scores/cnn.json:val_accuracy": "None",
+             "metrics/scores/cnn.json:test_accuracy": 0.9955, "metrics/time/train_cnn.json:seconds": 250.0}
+    assert rows(refit) == [{"model": "cnn", "seen_val_accuracy": 1.0, "test_accuracy": 0.9955, "seconds": 250.0}]
+    head, line = table([refit], with_experiment=False).splitlines()
+    assert head.split() == ["model", "val", "accuracy", "(seen,", "refit)", "test", "accuracy", "training", "(s)"]
+    assert line.split() == ["cnn", "1.0000", "0.9955", "250"]

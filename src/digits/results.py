@@ -17,12 +17,14 @@ def rows(record: dict) -> list[dict]:
     """One dict per model from one row of `dvc.api.exp_show()` (flat "file:key" metric columns).
 
     The public score (metrics/kaggle.json) belongs to the model `submit.model` uploaded; a training
-    time to the model whose stage is `train_<model>`. The ensemble comes last.
+    time to the model whose stage is `train_<model>`. The ensemble comes last. A metric this run lacks
+    but another has (e.g. val_accuracy beside a split.refit run's seen_val_accuracy) is left out: DVC
+    gives it as None or "None".
     """
     models: dict[str, dict] = {}
     for column, value in record.items():
         found = SCORE.match(column)
-        if found and value is not None:
+        if found and value not in (None, "None"):
             models.setdefault(found["model"], {})[found["key"]] = value
     for model, figures in models.items():
         figures["seconds"] = record.get(f"metrics/time/train_{model}.json:seconds")
@@ -32,14 +34,16 @@ def rows(record: dict) -> list[dict]:
 
 
 def table(records: list[dict], with_experiment: bool) -> str:
-    """The models of `records` (rows of `dvc.api.exp_show()`) as one text table."""
+    """The models of `records` (rows of `dvc.api.exp_show()`) as one text table, without the columns
+    that none of them has."""
     lines = []
     for record in records:
         name = record.get("Experiment") or record.get("rev")
         lines += [{"experiment": name, **row} for row in rows(record)]
     if not lines:
         raise DigitsError("no scores recorded yet (metrics/scores/ is empty); run the pipeline first: dvc repro")
-    frame = pd.DataFrame(lines).reindex(columns=["experiment", "model", *COLUMNS]).rename(columns=COLUMNS)
+    frame = pd.DataFrame(lines).reindex(columns=["experiment", "model", *COLUMNS]).dropna(axis=1, how="all")
+    frame = frame.rename(columns=COLUMNS)
     if not with_experiment:
         frame = frame.drop(columns="experiment")
     return frame.to_string(index=False, na_rep="—", float_format=lambda v: f"{v:.4f}",
