@@ -170,7 +170,8 @@ def test_evaluate_writes_stable_metric_keys_ensemble_figures_and_report(stage_di
               for s in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss")}
     assert flat_keys(results) == scored | {f"{m}.test.accuracy" for m in models} | {
         "ensemble.weights.cnn", "ensemble.weights.knn", "ensemble.weights.resnet",
-        "ensemble.without.cnn", "ensemble.without.knn", "ensemble.without.resnet"}
+        "ensemble.without.cnn", "ensemble.without.knn", "ensemble.without.resnet",
+        *(f"ensemble.gain_interval.{m}.{end}" for m in ("cnn", "knn", "resnet") for end in ("low", "high"))}
     classes = json.loads((stage_dir / "metrics/per_class.json").read_text())
     assert flat_keys(classes) == {f"{m}.{d}.{s}" for m in models for d in range(10) for s in ("precision", "recall", "f1")}
 
@@ -196,7 +197,10 @@ def test_evaluate_writes_stable_metric_keys_ensemble_figures_and_report(stage_di
     mixed_others = ensemble.combine(others, ensemble.fit_weights(others, y_val))
     assert without["cnn"] == pytest.approx(np.mean(mixed_others.argmax(axis=1) == y_val), abs=1e-6)
     gain = results["ensemble"]["val"]["accuracy"] - without["cnn"]
-    assert f"| cnn | {results['ensemble']['weights']['cnn']:g} | {without['cnn']:.4f} | {gain:+.4f} |" in text
+    interval = results["ensemble"]["gain_interval"]["cnn"]
+    assert interval["low"] <= gain + 1e-6 and gain - 1e-6 <= interval["high"]
+    assert (f"| cnn | {results['ensemble']['weights']['cnn']:g} | {without['cnn']:.4f} | {gain:+.4f} | "
+            f"{interval['low']:+.4f} to {interval['high']:+.4f} |") in text
 
 
 def test_evaluate_uses_the_weights_it_is_given(stage_dir):
@@ -264,12 +268,28 @@ def test_leave_one_out_scores_the_ensemble_without_each_member():
     right, wrong = one_hot(y), one_hot((y + 1) % 10)
     half = np.where(np.arange(30)[:, None] < 15, right, wrong)  # right on the first half only
     probas = {"good": right, "half": half, "bad": wrong}
+    accuracy = lambda rows: {name: right_rows.mean() for name, right_rows in rows.items()}
     refitted = ensemble.leave_one_out(probas, y)
-    assert refitted == {"good": 0.5, "half": 1.0, "bad": 1.0}  # only "good" is missed when it is left out
+    assert accuracy(refitted) == {"good": 0.5, "half": 1.0, "bad": 1.0}  # only "good" is missed when it is left out
+    assert refitted["good"].tolist() == [True] * 15 + [False] * 15  # the rows half gets right
     kept = ensemble.leave_one_out(probas, y, weights=[0.2, 0.3, 0.5])
-    assert kept == {"good": 0.0, "half": 0.0, "bad": 0.5}  # without good, bad (0.5) outvotes half (0.3) everywhere;
-    # without bad, half (0.3) outvotes good (0.2) where half is wrong
+    assert accuracy(kept) == {"good": 0.0, "half": 0.0, "bad": 0.5}  # without good, bad (0.5) outvotes half (0.3)
+    # everywhere; without bad, half (0.3) outvotes good (0.2) where half is wrong
     assert ensemble.leave_one_out({"only": right}, y) == {}
+
+
+def test_the_gain_interval_holds_zero_only_when_the_rows_cannot_tell():
+    same = np.arange(1000) % 7 > 0
+    assert ensemble.gain_interval(same, same) == (0.0, 0.0)
+    fixes = same.copy()
+    fixes[np.flatnonzero(~same)[:30]] = True  # 30 rows of 1,000 fixed, none broken: a gain of 0.03
+    low, high = ensemble.gain_interval(fixes, same)
+    assert 0.01 < low < 0.03 < high < 0.05
+    mixed = fixes.copy()
+    mixed[np.flatnonzero(same)[:28]] = False  # and 28 others broken: a gain of 0.002, well inside the noise
+    low, high = ensemble.gain_interval(mixed, same)
+    assert low < 0 < 0.002 < high
+    assert ensemble.gain_interval(mixed, same) == (low, high)  # seeded: the report is the same run after run
 
 
 def test_evaluate_records_a_few_scores_per_model_and_the_report_says_where_they_came_from(stage_dir):

@@ -45,11 +45,12 @@ def combine(probas: list[np.ndarray], weights) -> np.ndarray:
     return mixed.astype(np.float32)
 
 
-def leave_one_out(probas: dict[str, np.ndarray], y: np.ndarray, weights: list[float] | None = None) -> dict[str, float]:
-    """For each member of `probas` (name -> (N, K)), the accuracy on labels y (N,) of the ensemble without it.
+def leave_one_out(probas: dict[str, np.ndarray], y: np.ndarray,
+                  weights: list[float] | None = None) -> dict[str, np.ndarray]:
+    """For each member of `probas` (name -> (N, K)), which of the N rows (bool) the ensemble without it gets right.
 
     With `weights` (one per member, in order) the others keep theirs; without, weights are fitted
-    again on the rest as `fit_weights` does, so each figure is what the ensemble would score had
+    again on the rest as `fit_weights` does, so each row set is what the ensemble would get right had
     that member never been trained. A member earns its place when the ensemble scores more with it.
     """
     names = list(probas)
@@ -64,9 +65,22 @@ def leave_one_out(probas: dict[str, np.ndarray], y: np.ndarray, weights: list[fl
             rest_weights = [w for j, w in enumerate(weights) if j != i]
             if sum(rest_weights) == 0:
                 rest_weights = [1.0] * len(rest)  # the member carried all the weight: the others, equally
-        mixed = combine([probas[m] for m in rest], rest_weights)
-        without[name] = float(np.mean(mixed.argmax(axis=1) == y))
+        without[name] = combine([probas[m] for m in rest], rest_weights).argmax(axis=1) == y
     return without
+
+
+def gain_interval(right_with: np.ndarray, right_without: np.ndarray, draws: int = 2000,
+                  seed: int = 0) -> tuple[float, float]:
+    """95 % paired bootstrap interval (low, high) of the accuracy gain mean(right_with) - mean(right_without),
+    from two (N,) bool arrays over the same rows: the rows are drawn again with replacement `draws` times.
+
+    An interval that holds 0 says the rows cannot tell whether the gain is real.
+    """
+    changed = right_with.astype(np.int8) - right_without.astype(np.int8)  # +1 fixed, -1 broken, 0 the same
+    rng = np.random.default_rng(seed)
+    gains = [changed[rng.integers(0, len(changed), len(changed))].mean() for _ in range(draws)]
+    low, high = np.quantile(gains, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def check_members(members, models: list[str] | None, where: str) -> None:

@@ -9,15 +9,18 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _leave_one_out(ensemble: dict, weights_fitted: bool) -> list[str]:
-    """What each member earns: the ensemble's validation accuracy without it."""
+    """What each member earns: the ensemble's validation accuracy without it, and how sure that gain is."""
     without = ensemble.get("without", {})
     if not without:
         return []
-    full = ensemble["val"]["accuracy"]
-    rows = [[m, f"{ensemble['weights'][m]:g}", f"{a:.4f}", f"{full - a:+.4f}"] for m, a in without.items()]
+    full, interval = ensemble["val"]["accuracy"], ensemble["gain_interval"]
+    rows = [[m, f"{ensemble['weights'][m]:g}", f"{a:.4f}", f"{full - a:+.4f}",
+             f"{interval[m]['low']:+.4f} to {interval[m]['high']:+.4f}"] for m, a in without.items()]
     again = "fitted again on the others" if weights_fitted else "the others keep theirs"
-    return [f"Leave one out (validation split; weights {again}; training times: `metrics/time/`):", "",
-            *_table(["member", "weight", "ensemble without it", "its gain"], rows), ""]
+    return [f"Leave one out (validation split; weights {again}; training times: `metrics/time/`). The interval "
+            "is a 95 % paired bootstrap over the validation rows: one that holds 0 means these rows cannot "
+            "tell whether the member helps.", "",
+            *_table(["member", "weight", "ensemble without it", "its gain", "95 % interval of the gain"], rows), ""]
 
 
 def render(results: dict[str, dict], per_class: dict[str, dict], curves: list[str], weights_fitted: bool,
@@ -25,9 +28,9 @@ def render(results: dict[str, dict], per_class: dict[str, dict], curves: list[st
     """Markdown report; no wall-clock times, so identical runs give identical reports (timings: metrics/time/).
 
     results: evaluate.json's content, {model: {"val": scores, "test": {"accuracy"}}} with
-    {"weights": {member: weight}, "without": {member: validation accuracy without it}} under
-    "ensemble"; per_class: {model: {digit: {"f1", ...}}}; curves: the models that have
-    `figures/<model>_curves.png`; weights_fitted: whether the ensemble's weights were fitted
+    {"weights": {member: weight}, "without": {member: validation accuracy without it}, "gain_interval":
+    {member: {"low", "high"}}} under "ensemble"; per_class: {model: {digit: {"f1", ...}}}; curves: the
+    models that have `figures/<model>_curves.png`; weights_fitted: whether the ensemble's weights were fitted
     on the validation split; origin: lines saying which data, commit and params the run came from;
     refit: whether every model trained on the validation rows too (split.refit).
     """

@@ -83,9 +83,13 @@ def main(params: Params) -> None:
         print(f"evaluate: {name}: accuracy {results[name]['val']['accuracy']:.4f} on the {val_rows}")
     results["ensemble"]["weights"] = dict(zip(members, weights))
     if not refit:  # rows the members trained on cannot tell what each one earns
-        results["ensemble"]["without"] = {  # validation accuracy with each member left out: what it earns
-            m: round(a, 6) for m, a in ensemble.leave_one_out({m: probs[m]["val"] for m in members}, y_val,
-                                                              None if fitted else weights).items()}
+        right = probs["ensemble"]["val"].argmax(axis=1) == y_val
+        without = ensemble.leave_one_out({m: probs[m]["val"] for m in members}, y_val, None if fitted else weights)
+        # validation accuracy with each member left out, and the 95 % interval of what it adds: what it earns
+        results["ensemble"]["without"] = {m: round(float(rows.mean()), 6) for m, rows in without.items()}
+        results["ensemble"]["gain_interval"] = {
+            m: dict(zip(("low", "high"), (round(v, 6) for v in ensemble.gain_interval(right, rows))))
+            for m, rows in without.items()}
     for name, r in results.items():
         write_json(METRICS / "scores" / f"{name}.json", headline(r, refit))
     write_json(METRICS / "evaluate.json", results)
