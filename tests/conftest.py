@@ -47,14 +47,14 @@ def repo(tmp_path_factory):
     params["cnn"]["epochs"] = 2
     params["resnet"]["profiles"]["cpu"]["epochs"] = 1
     params["cnn_members"]["cnn2"]["epochs"] = 2
-    params["cnn_members"]["cnn3"] = {"seed": 1}
-    params["evaluate"]["ensemble"]["members"].insert(2, "cnn3")
-    params["evaluate"]["ensemble"]["weights"].insert(2, 0.1)
-    params["submit"]["models"].insert(2, "cnn3")
+    params["cnn_members"]["cnn4"] = {"seed": 2}
+    params["evaluate"]["ensemble"]["members"].insert(3, "cnn4")
+    params["evaluate"]["ensemble"]["weights"].insert(3, 0.1)
+    params["submit"]["models"].insert(3, "cnn4")
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     pipeline = yaml.safe_load((copy / "dvc.yaml").read_text())
-    pipeline["stages"]["evaluate"]["deps"] += ["predictions/cnn3.npz", "metrics/time/train_cnn3.json"]
-    pipeline["stages"]["submit"]["deps"] += ["predictions/cnn3.npz"]
+    pipeline["stages"]["evaluate"]["deps"] += ["predictions/cnn4.npz", "metrics/time/train_cnn4.json"]
+    pipeline["stages"]["submit"]["deps"] += ["predictions/cnn4.npz"]
     (copy / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     shutil.rmtree(copy / "metrics" / "time")  # committed timings of an earlier run: each stage must write its own
     subprocess.run(["git", "commit", "-qam", "tiny epochs"], cwd=copy, check=True)

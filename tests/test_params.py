@@ -34,9 +34,9 @@ def test_the_shipped_params_pass():
     (lambda r: r["resnet"]["profiles"]["cpu"].update(epoch=3), r"resnet\.profiles\.cpu\.epoch: unknown key"),
     (lambda r: r["resnet"].update(profile="tpu"), r"resnet\.profile: found 'tpu', expected one of cpu, gpu"),
     (lambda r: r["evaluate"]["ensemble"].update(members=["cnn", "svm"]),
-     r"evaluate\.ensemble\.members: found \['cnn', 'svm'\], expected distinct names of cnn, cnn2, knn, resnet$"),
+     r"evaluate\.ensemble\.members: found \['cnn', 'svm'\], expected distinct names of cnn, cnn2, cnn3, knn, resnet$"),
     (lambda r: r["evaluate"]["ensemble"].update(weights=[1, 2]), r"found 2 numbers, expected one per member \(4\)"),
-    (lambda r: r["submit"].update(model="svm"), r"submit\.model: found 'svm', expected one of cnn, cnn2, knn, resnet, "),
+    (lambda r: r["submit"].update(model="svm"), r"submit\.model: found 'svm', expected one of cnn, cnn2, cnn3, knn, resnet, "),
     (lambda r: r["cnn_members"].update(cnn3={"epoch": 3}), r"^p\.yaml: cnn_members\.cnn3\.epoch: unknown key; allowed "
                                                            r"here: seed, dtype, epochs,"),
     (lambda r: r["cnn_members"].update(cnn3={"seed": -1}), r"cnn_members\.cnn3\.seed: found -1, expected greater"),

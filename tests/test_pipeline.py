@@ -15,13 +15,14 @@ from digits.data import load_split, read_labels
 from digits.knn import KNNModel
 from repo_copy import BIN, long_training, run, sample_env
 
-MEMBERS = ("cnn", "cnn2", "cnn3", "knn", "resnet")  # the defaults' members and the fixture's cnn3, in order
+MEMBERS = ("cnn", "cnn2", "cnn3", "cnn4", "knn", "resnet")  # the defaults' models and the fixture's cnn4, in order
 MODELS = (*MEMBERS, "ensemble")
 
 def test_every_stage_runs_and_writes_its_outputs(repo, reproduced):
     copy, _ = repo
     for stage, timing in (("download", "download"), ("split", "split"), ("train_cnn@cnn", "train_cnn"),
                           ("train_cnn@cnn2", "train_cnn2"), ("train_cnn@cnn3", "train_cnn3"),
+                          ("train_cnn@cnn4", "train_cnn4"),
                           ("train_knn", "train_knn"),
                           ("train_resnet", "train_resnet"), ("evaluate", "evaluate"), ("submit", "submit")):
         assert f"Running stage '{stage}'" in reproduced
