@@ -23,7 +23,7 @@ from digits.errors import DigitsError
 from digits.io import save_npz
 from digits.params import OTHER_MODELS
 from digits.sources import fetch
-from digits.stages import download, evaluate, split, submit, train_cnn, train_knn, train_resnet
+from digits.stages import download, evaluate, guard, split, submit, train_cnn, train_knn, train_resnet
 from digits.stages.common import save_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +129,27 @@ def test_an_interrupt_that_lands_inside_a_writes_setup_leaves_no_temporary(workd
     assert stopped.value.code == 130
     assert capsys.readouterr().err.startswith("train_cnn: interrupted; no output was left half-written")
     assert temporaries(workdir) == []
+
+
+def test_a_second_signal_while_the_first_unwinds_still_ends_with_the_interrupted_line(workdir, monkeypatch, capsys):
+    write_params(workdir, cnn=TINY_CNN)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupted(path, **state):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def the_second_one_lands_in_the_cleanup():  # dvc killed: its SIGTERM, then the parent-death one
+        os.kill(os.getpid(), signal.SIGTERM)
+        return False
+
+    monkeypatch.setattr(nn, "save_checkpoint", interrupted)
+    monkeypatch.setattr(guard, "orphaned", the_second_one_lands_in_the_cleanup)
+    with pytest.raises(SystemExit) as stopped:
+        train_cnn.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.startswith("train_cnn: interrupted; no output was left half-written")
+    assert temporaries(workdir) == []
+    assert {signum: signal.getsignal(signum) for signum in handlers} == handlers  # as the stage found them
 
 
 # 4. folders that cannot be written, a disk that fills up

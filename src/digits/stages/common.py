@@ -47,8 +47,8 @@ def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
         @functools.wraps(fn)
         def main() -> None:
             start = time.perf_counter()
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
-            signal.signal(signal.SIGTERM, _interrupt)
+            # SIGINT even when started with it ignored; each signal's handler as it was once the stage ends
+            handlers = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
             timing = str(METRICS / "time" / f"{name}.json")
             writer = is_writer()
             try:
@@ -68,6 +68,9 @@ def stage(name: str, params_keys: tuple[str, ...], outputs: tuple[str, ...]
                 gone = ", and its parent process (dvc) is gone" if guard.orphaned() else ""
                 _say(f"{name}: interrupted{gone}; no output was left half-written, rerun `dvc repro`")
                 sys.exit(130)
+            finally:
+                for signum, handler in handlers.items():
+                    signal.signal(signum, handler)
         main.params_keys, main.outputs = params_keys, outputs
         return main
     return wrap
@@ -85,7 +88,12 @@ def _say(line: str) -> None:
 
 
 def _interrupt(signum: int, frame) -> None:
-    """SIGTERM, like Ctrl-C, unwinds the stage so that temporary files are removed on the way out."""
+    """SIGINT or SIGTERM unwinds the stage so that temporary files are removed on the way out.
+
+    Only the first: a second one (dvc's and the parent-death SIGTERM both arrive when dvc is killed)
+    would otherwise interrupt that cleanup and end the stage with a traceback."""
+    for other in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(other, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
