@@ -113,6 +113,15 @@ def test_a_stage_removes_the_leftover_temporaries_of_its_own_outputs_only(workdi
     assert "train_cnn: removed 4 temporary file(s) left by an interrupted run" in capsys.readouterr().out
 
 
+def assert_interrupted_cleanly(workdir, capsys):
+    """train_cnn's main() ends with exit 130, the one 'interrupted' line and no temporary file."""
+    with pytest.raises(SystemExit) as stopped:
+        train_cnn.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err.startswith("train_cnn: interrupted; no output was left half-written")
+    assert temporaries(workdir) == []
+
+
 def test_an_interrupt_that_lands_inside_a_writes_setup_leaves_no_temporary(workdir, monkeypatch, capsys):
     write_params(workdir, cnn=TINY_CNN)
 
@@ -124,11 +133,7 @@ def test_an_interrupt_that_lands_inside_a_writes_setup_leaves_no_temporary(workd
         raise KeyboardInterrupt
 
     monkeypatch.setattr(nn, "save_checkpoint", interrupted_while_entering)
-    with pytest.raises(SystemExit) as stopped:
-        train_cnn.main()
-    assert stopped.value.code == 130
-    assert capsys.readouterr().err.startswith("train_cnn: interrupted; no output was left half-written")
-    assert temporaries(workdir) == []
+    assert_interrupted_cleanly(workdir, capsys)
 
 
 def test_a_second_signal_while_the_first_unwinds_still_ends_with_the_interrupted_line(workdir, monkeypatch, capsys):
@@ -144,11 +149,7 @@ def test_a_second_signal_while_the_first_unwinds_still_ends_with_the_interrupted
 
     monkeypatch.setattr(nn, "save_checkpoint", interrupted)
     monkeypatch.setattr(guard, "orphaned", the_second_one_lands_in_the_cleanup)
-    with pytest.raises(SystemExit) as stopped:
-        train_cnn.main()
-    assert stopped.value.code == 130
-    assert capsys.readouterr().err.startswith("train_cnn: interrupted; no output was left half-written")
-    assert temporaries(workdir) == []
+    assert_interrupted_cleanly(workdir, capsys)
     assert {signum: signal.getsignal(signum) for signum in handlers} == handlers  # as the stage found them
 
 
