@@ -60,6 +60,18 @@ def test_the_pool_runs_every_piece_once():
     assert len(seen) == min(parallel.WORKERS, 10)
 
 
+def test_nested_one_blas_thread_blocks_keep_the_limit_until_the_outermost_ends(blas_threads):
+    before = blas_threads()
+    with parallel.one_blas_thread():
+        with parallel.one_blas_thread():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {1}  # the inner block ending does not lift the outer one's limit
+        with pytest.raises(ZeroDivisionError), parallel.one_blas_thread():
+            1 / 0
+        assert set(blas_threads()) == {1}
+    assert blas_threads() == before
+
+
 def test_winograd_transforms_in_chunks_give_the_same_result(monkeypatch):
     """Transforms run ``Winograd.chunk`` columns at a time: a chunk that does not divide the
     columns (nor the cores' shares) changes nothing but rounding."""

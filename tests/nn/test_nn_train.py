@@ -91,6 +91,30 @@ def test_augmentation_and_schedule_run_per_batch_in_training_only():
     assert len(seen) == 3
 
 
+def test_the_whole_training_step_runs_with_one_blas_thread(blas_threads):
+    """Augmentation and the optimizer step included: a multi-threaded BLAS call between two passes
+    leaves OpenBLAS's threads spinning on the cores the network's pool needs."""
+    seen = []
+
+    class Watching(SGD):
+        def step(self):
+            seen.append(("step", blas_threads()))
+            super().step()
+
+    def augment(batch, rng):
+        seen.append(("augment", blas_threads()))
+        return batch
+
+    before = blas_threads()
+    model = build(TINY_SPEC, input_shape=SHAPE, seed=0)
+    x, y = random_data(20, seed=2)
+    train_epoch(model, Watching(model.parameters(), lr=0.1), x, y, batch_size=8, rng=np.random.default_rng(0),
+                augment=augment)
+    assert [name for name, _ in seen] == ["augment", "step"] * 3
+    assert all(set(threads) == {1} for _, threads in seen)
+    assert blas_threads() == before
+
+
 def test_float64_network_trains_in_float64():
     model = build(FULL_SPEC, input_shape=SHAPE, seed=0, dtype=np.float64)
     x, y = toy_data(64, seed=3)

@@ -3,6 +3,7 @@
 import numpy as np
 
 from digits.errors import DigitsError
+from digits.nn.fast.parallel import one_blas_thread
 from digits.nn.losses import softmax, softmax_cross_entropy
 
 
@@ -21,17 +22,18 @@ def train_epoch(model, optimizer, x, y, batch_size, rng, *, schedule=None, augme
     order = rng.permutation(n)
     total_loss = 0.0
     correct = 0
-    for start in range(0, n, batch_size):
-        batch = order[start:start + batch_size]
-        images = x[batch] if augment is None else augment(x[batch], rng)
-        logits = model.forward(images)
-        loss, dlogits = softmax_cross_entropy(logits, y[batch], label_smoothing)
-        model.backward(dlogits, input_grad=False)
-        optimizer.step()
-        if schedule is not None:
-            schedule.step()
-        total_loss += loss * len(batch)
-        correct += int(np.count_nonzero(logits.argmax(axis=1) == y[batch]))
+    with one_blas_thread():  # augmentation and optimizer too: digits.nn.fast.parallel says why
+        for start in range(0, n, batch_size):
+            batch = order[start:start + batch_size]
+            images = x[batch] if augment is None else augment(x[batch], rng)
+            logits = model.forward(images)
+            loss, dlogits = softmax_cross_entropy(logits, y[batch], label_smoothing)
+            model.backward(dlogits, input_grad=False)
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            total_loss += loss * len(batch)
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == y[batch]))
     return total_loss / n, correct / n
 
 
@@ -44,7 +46,8 @@ def predict_proba(model, x, batch_size=256):
     was_training = model.training
     model.eval()
     try:
-        probs = [softmax(model.forward(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
+        with one_blas_thread():
+            probs = [softmax(model.forward(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
     finally:
         if was_training:
             model.train()
