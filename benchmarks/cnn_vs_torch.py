@@ -30,7 +30,8 @@ lose most when the cores are shared), so compare figures taken at a low load.
 ``--profile`` measures nothing in torch: it trains one member's network (``--member``, default the
 first) in numpy for a few
 steps (no augmentation, as above) and prints where one training step's time goes, layer by
-layer (forward and backward), then the functions that take most of it (cProfile, which sees
+layer (forward and backward); then the whole step with the member's augmentation, as the stage
+runs it; then the functions that take most of it (cProfile, which sees
 the calling thread only: work handed to the network's thread pool shows there as waiting; with
 ``--cores 1`` there is no pool).
 """
@@ -281,13 +282,14 @@ def profile(name, p, cores):
     for what, value in [(f"optimizer step ({p['optimizer']})", ms["optimizer"]),
                         ("the rest (loss, batches, Python)", rest), ("whole step", step)]:
         print(f"     {what:<47} {value:7.2f} ms {value / step:6.0%}")
-    if p["degrees"] or p["translate"] or p["scale"]:
+    if p["degrees"] or p["translate"] or p["scale"]:  # the step as the stage runs it: everything the loop does
         augment = nn.RandomAffine(p["degrees"], p["translate"], p["scale"])
         start = time.perf_counter()
-        for _ in range(PROFILE_STEPS):
-            augment(images[:BATCH], rng)
-        print(f"  augmentation (RandomAffine), which the stage adds to each step: "
-              f"{1000 * (time.perf_counter() - start) / PROFILE_STEPS:.2f} ms a batch")
+        nn.train_epoch(model, optimizer, images, labels, BATCH, rng, augment=augment,
+                       label_smoothing=p["label_smoothing"])
+        augmented = 1000 * (time.perf_counter() - start) / PROFILE_STEPS
+        print(f"     {'whole step with the augmentation (RandomAffine)':<47} {augmented:7.2f} ms {augmented / step:6.0%}"
+              f"   <- the stage's step")
     print(f"\ncProfile of {PROFILE_STEPS} steps (another run, without the timers), digits.nn's functions by"
           f" their time including what they call and wait for:")
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(r"digits[/\\]nn[/\\]", 20)
