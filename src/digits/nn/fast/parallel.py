@@ -10,9 +10,9 @@ here and run on a thread pool whose threads sleep while they wait.  Pieces are c
 same way on every call, so results are reproducible bit for bit on a given machine.
 
 The whole loop, because one multi-threaded BLAS call between two passes (the
-augmentation's coordinate product, a few kFLOP) wakes OpenBLAS's threads, which then
-spin for a while and take a core from the next pass: that cost a training epoch of
-the default network a quarter of its time.
+augmentation's coordinate product, about 0.6 million multiply-adds a batch) wakes
+OpenBLAS's threads, which then spin for a while and take a core from the next pass:
+that cost a training epoch of the default network about a quarter of its time.
 """
 
 import os
