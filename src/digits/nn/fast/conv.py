@@ -217,16 +217,16 @@ class Winograd:
         y = self._both_sides(self.at, products.reshape(a, a, -1))  # At M A: (m rows, m cols, ty, tx, N, O)
         out = np.empty((ty, m, tx, m, n, o), dtype=y.dtype)  # the tiles put side by side, plus the bias
         np.add(y.reshape(m, m, ty, tx, n, o).transpose(2, 0, 3, 1, 4, 5), 0 if bias is None else bias, out=out)
-        self._cache = (v, u, xh.shape, (hp, wp))
+        self._cache = (v, u, xh.shape, (hp, wp), bias is not None)
         return out.reshape(ty * m, tx * m, n, o)[:ho, :wo]
 
     def backward(self, dh, weight, input_grad):
-        v, u, (hpad, wpad, n, c), (hp, wp) = self._cache
+        v, u, (hpad, wpad, n, c), (hp, wp), has_bias = self._cache
         k, m, a = self.k, self.m, self.a
         o = len(weight)
         ho, wo = dh.shape[:2]
         ty, tx = (hpad - a) // m + 1, (wpad - a) // m + 1
-        b_grad = dh.sum(axis=(0, 1, 2))
+        b_grad = dh.sum(axis=(0, 1, 2)) if has_bias else None
         dtiles = np.zeros((ty, m, tx, m, n, o), dtype=dh.dtype)
         dtiles.reshape(ty * m, tx * m, n, o)[:ho, :wo] = dh
         dtiles = dtiles.transpose(1, 3, 0, 2, 4, 5)  # (m rows, m cols, ty, tx, N, O)
