@@ -3,7 +3,7 @@
 import numpy as np
 
 from digits.errors import DigitsError
-from digits.nn.fast.memory import keep_freed_memory
+from digits.memory import keep_freed_memory
 from digits.nn.fast.parallel import one_blas_thread
 from digits.nn.losses import softmax, softmax_cross_entropy
 
@@ -19,7 +19,7 @@ def train_epoch(model, optimizer, x, y, batch_size, rng, *, schedule=None, augme
     n = len(x)
     if n == 0 or len(y) != n:
         raise DigitsError(f"training needs as many labels as images (at least one), got {n} images and {len(y)} labels")
-    keep_freed_memory()  # each step's arrays reuse the last step's pages (digits.nn.fast.memory)
+    keep_freed_memory()  # each step's arrays reuse the last step's pages (digits.memory)
     model.train()
     order = rng.permutation(n)
     total_loss = 0.0

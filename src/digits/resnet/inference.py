@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from digits.memory import keep_freed_memory
 from digits.resnet.device import bf16_autocast
 from digits.resnet.network import as_tensor, normalise
 
@@ -17,6 +18,7 @@ def predict_proba(model, x, *, device, batch_size=256, bf16=False, tta=False):
     With `tta`, each image's probabilities are the mean over it and its copies moved one pixel
     left, right, up and down (TTA_SHIFTS): five forward passes instead of one.
     """
+    keep_freed_memory()
     images, device = as_tensor(x), torch.device(device)
     proba = np.empty((len(images), model.fc.out_features), np.float32)
     shifts = [(0, 0), *TTA_SHIFTS] if tta else [(0, 0)]

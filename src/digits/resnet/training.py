@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 from digits.artifacts import check_arrays
 from digits.errors import DigitsError
 from digits.fingerprint import changed_keys, fingerprint
+from digits.memory import keep_freed_memory
 from digits.params import ResNetProfile
 from digits.progress import progress
 from digits.resnet.device import bf16_autocast
@@ -50,6 +51,7 @@ def train(model, x, y, profile: ResNetProfile, *, device, seed=0, on_epoch=None,
     JSON-able dict of figures, or None) for each epoch; on resuming, rank 0 hands that list to
     on_resume(history) before training goes on.
     """
+    keep_freed_memory()  # torch's CPU tensors come from malloc too: each step's reuse the last step's pages
     images, device = as_tensor(x), torch.device(device)
     labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
     if labels.shape != (len(images),):

@@ -2,7 +2,6 @@
 each piece with a plain reference).
 
     conv      im2col, FFT and Winograd convolution in (H, W, N, C) order, and the cost model choosing one
-    memory    freed arrays stay with the process, so the next batch needs no fresh pages from the kernel
     parallel  large products cut into one piece per core, with BLAS held to one thread
     reorder   a ReLU before a MaxPool2d runs after it, on a quarter of the values
 """

@@ -1,14 +1,14 @@
-"""Keeping the memory numpy frees inside the process, so that the next batch's arrays need no new pages.
+"""Keeping the memory a process frees, so that the next batch's arrays need no new pages from the kernel.
 
-A training step allocates and frees arrays of several MiB (a layer's output, Winograd's
+A training step allocates and frees arrays of several MiB (a layer's output; Winograd's
 tiles: 21 MiB for a 32-channel 3x3 convolution on 26x26 maps at batch 128).  glibc's
 malloc gives blocks that large their own mapping and unmaps them on free, or trims the
-heap's free top back to the kernel, so each step asked the kernel for fresh zeroed
-pages again: about a fifth of a training step of ``cnn_members.cnn2``'s network went
-to page faults (sys time 3.0 s of 13 s in ``benchmarks/cnn_vs_torch.py --profile``).
-With every block served from the heap and freed memory kept, the next step reuses
-the same pages.  The process then holds on to its peak memory until it exits, which
-is what a training or prediction run needs anyway.  Nothing here changes a result.
+heap's free top back to the kernel, so every step faulted in fresh zeroed pages again:
+about a fifth of a training step of ``cnn_members.cnn2``'s numpy network (sys time 3.0 s
+of 13 s in ``benchmarks/cnn_vs_torch.py --profile``), and more of torch's, whose CPU
+tensors come from malloc too.  With every block served from the heap and freed memory
+kept, each step reuses the last one's pages.  The process then holds its peak memory
+until it exits, which a training or prediction run needs anyway.  No result changes.
 """
 
 import ctypes
