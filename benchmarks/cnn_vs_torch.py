@@ -34,8 +34,8 @@ lose most when the cores are shared), so compare figures taken at a low load.
 ``--profile`` measures nothing in torch: it trains one member's network (``--member``, default the
 first) in numpy for a few
 steps (no augmentation, as above) and prints where one training step's time goes, layer by
-layer (forward and backward); then the whole step with the member's augmentation, as the stage
-runs it; then the functions that take most of it (cProfile, which sees
+layer (forward and backward), and the CPU time the kernel took (page faults: ``digits.memory``);
+then the whole step with the member's augmentation, as the stage runs it; then the functions that take most of it (cProfile, which sees
 the calling thread only: work handed to the network's thread pool shows there as waiting; with
 ``--cores 1`` there is no pool).
 """
@@ -269,10 +269,13 @@ def profile(name, p, cores):
         layer.forward = timed(layer.forward, (index, "forward"))
         layer.backward = timed(layer.backward, (index, "backward"))
     optimizer.step = timed(optimizer.step, "optimizer")
-    start = time.perf_counter()
+    usage, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     train(len(images))
     ms = {key: 1000 * value / PROFILE_STEPS for key, value in seconds.items()}
     step = 1000 * (time.perf_counter() - start) / PROFILE_STEPS
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    kernel = 1000 * (after.ru_stime - usage.ru_stime) / PROFILE_STEPS
+    faults = (after.ru_minflt - usage.ru_minflt) / PROFILE_STEPS
 
     print(f"numpy training step of the network of cnn_members.{name}: batch {BATCH}, {p['dtype']}, {p['optimizer']},"
           f" {cores} cores; mean of {PROFILE_STEPS} steps; load average {load_average()}")
@@ -289,6 +292,8 @@ def profile(name, p, cores):
     for what, value in [(f"optimizer step ({p['optimizer']})", ms["optimizer"]),
                         ("the rest (loss, batches, Python)", rest), ("whole step", step)]:
         print(f"     {what:<47} {value:7.2f} ms {value / step:6.0%}")
+    print(f"     {'CPU time in the kernel, all threads':<47} {kernel:7.2f} ms          ({faults:.0f} page faults a step;"
+          f" digits.memory)")
     if p["degrees"] or p["translate"] or p["scale"]:  # the step as the stage runs it: everything the loop does
         augment = nn.RandomAffine(p["degrees"], p["translate"], p["scale"])
         start = time.perf_counter()
