@@ -22,10 +22,13 @@ _M_MMAP_MAX = -4
 def keep_freed_memory():
     """Make glibc's malloc serve every block from its heap and keep what is freed; once per process.
 
-    Returns whether it did: False where the C library is not glibc (macOS, musl), which
-    then keeps its own policy.
+    Returns whether it did: False where the C library is not glibc (macOS, musl, Windows),
+    which then keeps its own policy.
     """
-    libc = ctypes.CDLL(None)  # the C library this process already uses
+    try:
+        libc = ctypes.CDLL(None)  # the C library this process already uses
+    except (OSError, TypeError):  # Windows has no such handle
+        return False
     if not hasattr(libc, "gnu_get_libc_version"):
         return False
     return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
