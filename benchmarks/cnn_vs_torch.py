@@ -32,12 +32,11 @@ lose most when the cores are shared), so compare figures taken at a low load.
 ``--cores N`` pins both children to the first N cores this process may use.
 
 ``--profile`` measures nothing in torch: it trains one member's network (``--member``, default the
-first) in numpy for a few
-steps (no augmentation, as above) and prints where one training step's time goes, layer by
-layer (forward and backward), and the CPU time the kernel took (page faults: ``digits.memory``);
-then the whole step with the member's augmentation, as the stage runs it; then the functions that take most of it (cProfile, which sees
-the calling thread only: work handed to the network's thread pool shows there as waiting; with
-``--cores 1`` there is no pool).
+first) in numpy for a few steps (no augmentation, as above) and prints where one training step's
+time goes, layer by layer (forward and backward), and the CPU time the kernel took (page faults:
+``digits.memory``); then the whole step with the member's augmentation, as the stage runs it;
+then the functions that take most of it (cProfile, which sees the calling thread only: work
+handed to the network's thread pool shows there as waiting; with ``--cores 1`` there is no pool).
 """
 
 import argparse

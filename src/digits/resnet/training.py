@@ -51,7 +51,7 @@ def train(model, x, y, profile: ResNetProfile, *, device, seed=0, on_epoch=None,
     JSON-able dict of figures, or None) for each epoch; on resuming, rank 0 hands that list to
     on_resume(history) before training goes on.
     """
-    keep_freed_memory()  # torch's CPU tensors come from malloc too: each step's reuse the last step's pages
+    keep_freed_memory()  # torch's CPU tensors come from malloc too: each step reuses the last one's pages
     images, device = as_tensor(x), torch.device(device)
     labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
     if labels.shape != (len(images),):
