@@ -14,7 +14,12 @@ class _OtherLibc:
         raise AssertionError("mallopt must not be called outside glibc")
 
 
-@pytest.mark.parametrize("cdll", [lambda name: _OtherLibc(), lambda name: (_ for _ in ()).throw(TypeError(name))])
+def _no_handle(name):
+    """ctypes.CDLL(None) on Windows."""
+    raise TypeError(f"cannot open {name!r}")
+
+
+@pytest.mark.parametrize("cdll", [lambda name: _OtherLibc(), _no_handle])
 def test_outside_glibc_nothing_is_changed(monkeypatch, cdll):
     monkeypatch.setattr(ctypes, "CDLL", cdll)
     assert memory.keep_freed_memory.__wrapped__() is False
